@@ -1,0 +1,78 @@
+"""Jobs: list, read, control (pause · resume · terminate) and audit trail."""
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep
+from collect_api.api.schemas import PROBLEM_RESPONSES, HistoryPublic, JobPublic, JobsPublic, Kind, State
+from collect_api.jobs import control, store
+
+router = APIRouter(tags=["jobs"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("/jobs", response_model=JobsPublic, summary="List jobs, newest first")
+async def list_jobs(
+    services: ServicesDep,
+    tenant: TenantDep,
+    state: State | None = Query(default=None),
+    kind: Kind | None = Query(default=None),
+    limit: LimitQuery = 100,
+    after: AfterQuery = None,
+) -> dict[str, Any]:
+    async with services.db.read() as conn:
+        jobs = await store.list_jobs(
+            conn, tenant=tenant, state=state, kind=kind, after=after, limit=limit + 1
+        )
+    page = jobs[:limit]
+    return {
+        "items": [store.job_document(j) for j in page],
+        "next": page[-1].id if len(jobs) > limit else None,
+    }
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic, summary="One job")
+async def get_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    async with services.db.read() as conn:
+        return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
+
+
+@router.post(
+    "/jobs/{job_id}/pause",
+    response_model=JobPublic,
+    summary="Pause a job; answers once it has stopped at a safe point",
+)
+async def pause_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    job = await control.pause_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
+    return store.job_document(job)
+
+
+@router.post(
+    "/jobs/{job_id}/resume",
+    response_model=JobPublic,
+    summary="Resume a paused job from its checkpoint",
+)
+async def resume_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    job = await control.resume_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
+    return store.job_document(job)
+
+
+@router.post(
+    "/jobs/{job_id}/terminate",
+    response_model=JobPublic,
+    summary="Terminate a job; answers once its writes are rolled back",
+)
+async def terminate_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    job = await control.terminate_job(
+        supervisor=services.supervisor, tenant=tenant, job_id=job_id
+    )
+    return store.job_document(job)
+
+
+@router.get(
+    "/jobs/{job_id}/history", response_model=HistoryPublic, summary="A job's audit trail"
+)
+async def job_history(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+    async with services.db.read() as conn:
+        await store.get_job(conn, job_id=job_id, tenant=tenant)
+        return {"items": await store.history(conn, job_id=job_id), "next": None}

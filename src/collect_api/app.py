@@ -1,0 +1,102 @@
+"""The application: ``create_app(settings)`` and its lifespan. No globals."""
+
+import csv
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlmodel import SQLModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from collect_api import __version__
+from collect_api.api import datasets, events, health, imports, jobs
+from collect_api.api.deps import Services
+from collect_api.db import Database
+from collect_api.errors import CollectError
+from collect_api.jobs.broker import Broker
+from collect_api.jobs.supervisor import Supervisor
+from collect_api.kinds import all_kinds
+from collect_api.settings import Settings
+
+log = logging.getLogger("collect")
+PROBLEM = "application/problem+json"
+
+
+def _problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        # The csv module's limit is per process and counts characters; bytes ≥ characters.
+        csv.field_size_limit(settings.max_field_bytes)
+        db = Database(settings.database_url)
+        async with db.writer.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+        broker = Broker(db, progress_interval=settings.progress_interval_s)
+        supervisor = Supervisor(
+            db=db, settings=settings, broker=broker, kinds=all_kinds(settings)
+        )
+        await supervisor.start()
+        app.state.services = Services(
+            settings=settings, db=db, broker=broker, supervisor=supervisor
+        )
+        log.info("Collect %s serving data in %s", __version__, settings.data_dir)
+        try:
+            yield
+        finally:
+            await supervisor.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Collect",
+        version=__version__,
+        summary="Long-running data jobs you can pause, resume or terminate.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(CollectError)
+    async def _collect_error(_request: Request, exc: CollectError) -> JSONResponse:
+        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        detail = f"{where}: {first.get('msg', 'invalid value')}" if where else "invalid request"
+        return _problem(
+            422,
+            "Unprocessable content",
+            detail,
+            errors=[{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors],
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "There is no such resource; see /docs for the API."
+        elif exc.status_code == 405:
+            detail = "This method is not allowed here; see /docs for the API."
+        return _problem(exc.status_code, detail.split(";")[0], detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _problem(
+            500, "Internal server error", "The service failed on this request; try again."
+        )
+
+    for router in (imports.router, jobs.router, events.router, datasets.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,181 @@
+"""Fan job changes out to SSE streams and to control requests waiting on a state.
+
+The broker learns of changes by polling the database (``poll``), not from the job runners:
+a job may run in another process, and the database is the one place every process shares.
+Every job change bumps the job's ``rev`` and every state change writes a history row with
+the same ``rev``, so one indexed range query per table (``rev > last seen``) finds them all,
+and state changes are never lost even if several happen between two polls.
+
+Invariants:
+- A subscription holds every state change queued (there are few per job), but only the
+  latest progress per job: memory is bounded whatever the rate of change, and a slow
+  client never slows a job.
+- Events leave a subscription in increasing ``rev``; a progress superseded by a later
+  state change of the same job is dropped.
+- ``progress`` events of one subscription are at least ``progress_interval`` apart; a state
+  change is sent at once, taking any pending progress with it.
+"""
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from collect_api.db import Database
+from collect_api.jobs.models import Job
+from collect_api.jobs.store import HISTORY, JOB, job_document
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    kind: str  # "state" or "progress"
+    rev: int
+    job_id: str
+    tenant: str
+    document: dict[str, Any]
+
+
+class Subscription:
+    def __init__(self, *, tenant: str, job_id: str | None, progress_interval: float) -> None:
+        self.tenant = tenant
+        self.job_id = job_id
+        self._interval = progress_interval
+        self._states: deque[JobEvent] = deque()
+        self._progress: dict[str, JobEvent] = {}
+        self._changed = asyncio.Event()
+
+    def wants(self, event: JobEvent) -> bool:
+        if event.tenant != self.tenant:
+            return False
+        return self.job_id is None or event.job_id == self.job_id
+
+    def offer(self, event: JobEvent) -> None:
+        if event.kind == "state":
+            self._states.append(event)
+        else:
+            self._progress[event.job_id] = event
+        self._changed.set()
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """Events in increasing ``rev``, paced as the module docstring says."""
+        last_progress = float("-inf")
+        while True:
+            if self._states:
+                batch = list(self._states)
+                self._states.clear()
+                newest_state = {e.job_id: e.rev for e in batch}
+                batch += [
+                    e for e in self._progress.values() if e.rev > newest_state.get(e.job_id, 0)
+                ]
+                if self._progress:
+                    last_progress = time.monotonic()
+                self._progress.clear()
+                for event in sorted(batch, key=lambda e: e.rev):
+                    yield event
+                continue
+            if self._progress:
+                wait = last_progress + self._interval - time.monotonic()
+                if wait > 0:
+                    self._changed.clear()
+                    # A state change may arrive meanwhile and must not wait for the pacing.
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), wait)
+                    except TimeoutError:
+                        pass
+                    continue
+                batch = sorted(self._progress.values(), key=lambda e: e.rev)
+                self._progress.clear()
+                last_progress = time.monotonic()
+                for event in batch:
+                    yield event
+                continue
+            self._changed.clear()
+            await self._changed.wait()
+
+
+class Broker:
+    def __init__(self, db: Database, *, progress_interval: float) -> None:
+        self._db = db
+        self._progress_interval = progress_interval
+        self._subscriptions: set[Subscription] = set()
+        self._last_job_rev = 0
+        self._last_history_rev = 0
+
+    @contextmanager
+    def subscribe(self, *, tenant: str, job_id: str | None = None) -> Iterator[Subscription]:
+        sub = Subscription(tenant=tenant, job_id=job_id, progress_interval=self._progress_interval)
+        self._subscriptions.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscriptions.discard(sub)
+
+    async def sync(self) -> None:
+        """Start from the present: changes made before now are not events."""
+        async with self._db.read() as conn:
+            self._last_job_rev = int(await conn.scalar(select(func.max(JOB.c.rev))) or 0)
+            self._last_history_rev = int(await conn.scalar(select(func.max(HISTORY.c.rev))) or 0)
+
+    async def poll(self) -> None:
+        """Deliver every change committed since the last poll."""
+        async with self._db.read() as conn:
+            history = (
+                await conn.execute(
+                    select(HISTORY.c.rev, HISTORY.c.job_id, JOB.c.tenant, HISTORY.c.snapshot)
+                    .join(JOB, JOB.c.id == HISTORY.c.job_id)
+                    .where(HISTORY.c.rev > self._last_history_rev)
+                    .order_by(HISTORY.c.rev)
+                )
+            ).all()
+            jobs = (
+                await conn.execute(
+                    select(JOB).where(JOB.c.rev > self._last_job_rev).order_by(JOB.c.rev)
+                )
+            ).all()
+        if history:
+            self._last_history_rev = history[-1].rev
+        if jobs:
+            self._last_job_rev = jobs[-1].rev
+        if not self._subscriptions:
+            return
+        state_revs = {h.rev for h in history}
+        events = [JobEvent("state", h.rev, h.job_id, h.tenant, h.snapshot) for h in history]
+        for row in jobs:
+            if row.rev not in state_revs:
+                job = Job.model_validate(dict(row._mapping))
+                events.append(JobEvent("progress", job.rev, job.id, job.tenant, job_document(job)))
+        events.sort(key=lambda e: e.rev)
+        for event in events:
+            for sub in list(self._subscriptions):
+                if sub.wants(event):
+                    sub.offer(event)
+
+    async def wait_for(
+        self,
+        *,
+        tenant: str,
+        job_id: str,
+        until: Callable[[dict[str, Any]], bool],
+        read: Callable[[], Any],
+        timeout: float,
+    ) -> None:
+        """Return once ``until(job document)`` holds, or after ``timeout`` seconds.
+
+        ``read`` re-reads the job after subscribing, so a change made just before the
+        subscription is not missed.
+        """
+        with self.subscribe(tenant=tenant, job_id=job_id) as sub:
+            if until(await read()):
+                return
+            try:
+                async with asyncio.timeout(timeout):
+                    async for event in sub.events():
+                        if until(event.document):
+                            return
+            except TimeoutError:
+                return

@@ -1,0 +1,95 @@
+"""What a running job sees: its row, its settings, and the chunk transaction.
+
+Every chunk is one write transaction: it first reads the job's row and stops at this safe
+point if a control request (pause, terminate) is waiting or the job's claim was lost, then
+runs the kind's writes inside a savepoint and commits them with the checkpoint that covers
+them. A cancellation in the middle of a chunk rolls back the savepoint and the transaction:
+either the chunk and its checkpoint are both committed, or neither is.
+"""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collect_api.db import Database
+from collect_api.jobs import store
+from collect_api.jobs.models import Control, Job, JobState
+from collect_api.settings import Settings
+
+
+class SafePointStop(Exception):  # noqa: N818 - a signal, not an error
+    """Raised at a safe point to stop the job; the supervisor applies ``control``."""
+
+    def __init__(self, control: Control) -> None:
+        super().__init__(control)
+        self.control = control
+
+
+class LeaseLost(Exception):
+    """Another process has taken the job over; this run must stop without writing."""
+
+
+class JobContext:
+    def __init__(self, *, job: Job, db: Database, settings: Settings, owner: str) -> None:
+        self.job = job
+        self.db = db
+        self.settings = settings
+        self.owner = owner
+        self._clock_start = time.monotonic()
+        self._done_at_start = int(job.progress.get("done") or 0)
+
+    @asynccontextmanager
+    async def chunk(self) -> AsyncIterator[AsyncConnection]:
+        """A chunk's transaction, opened at a safe point; commit it with ``save``."""
+        async with self.db.write() as conn:
+            current = await store.get_job(conn, job_id=self.job.id)
+            if current.owner != self.owner or current.state not in (
+                JobState.RUNNING,
+                JobState.PAUSING,
+                JobState.TERMINATING,
+            ):
+                raise LeaseLost(self.job.id)
+            if current.control is not None:
+                raise SafePointStop(Control(current.control))
+            self.job = current
+            async with conn.begin_nested():
+                yield conn
+
+    async def save(
+        self, conn: AsyncConnection, *, checkpoint: dict[str, Any], progress: dict[str, Any]
+    ) -> None:
+        """Store the checkpoint and progress in the chunk's transaction."""
+        self.job = await store.update_job(
+            conn,
+            self.job,
+            checkpoint=checkpoint,
+            progress=progress,
+            lease_expires_at=time.time() + self.settings.lease_s,
+        )
+
+    async def finish(
+        self, conn: AsyncConnection, *, result: dict[str, Any], progress: dict[str, Any]
+    ) -> None:
+        """Record completion in the transaction that published the job's writes."""
+        self.job = await store.transition(
+            conn,
+            self.job,
+            JobState.COMPLETED,
+            actor="system",
+            reason="finished",
+            result=result,
+            progress=progress,
+        )
+
+    def rate(self, done: int) -> float | None:
+        """Units per second in this run (since the last start or resume)."""
+        elapsed = time.monotonic() - self._clock_start
+        if elapsed <= 0 or done <= self._done_at_start:
+            return None
+        return (done - self._done_at_start) / elapsed
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._clock_start

@@ -1,0 +1,125 @@
+"""Control requests: pause, resume, terminate. Idempotent, and answered once they took effect.
+
+Each request changes the job's row in one write transaction, so it works from any process.
+A request for a running job records the wish (``control``) and a transitional state; the
+job's runner applies it at its next safe point, and the request waits for that to show
+(bounded by ``control_wait_s``).
+"""
+
+from collect_api.db import Database
+from collect_api.errors import InvalidTransition
+from collect_api.jobs import store
+from collect_api.jobs.broker import Broker
+from collect_api.jobs.models import TERMINAL, Control, Job, JobState
+from collect_api.jobs.supervisor import Supervisor
+
+S = JobState
+# How long a resume waits to see the job claim a run slot before answering `queued`.
+RESUME_WAIT_S = 2.0
+
+
+async def _wait(
+    *, db: Database, broker: Broker, tenant: str, job_id: str, away_from: set[str], timeout: float
+) -> Job:
+    async def read() -> dict:
+        async with db.read() as conn:
+            return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
+
+    await broker.wait_for(
+        tenant=tenant,
+        job_id=job_id,
+        until=lambda doc: doc["state"] not in away_from,
+        read=read,
+        timeout=timeout,
+    )
+    async with db.read() as conn:
+        return await store.get_job(conn, job_id=job_id, tenant=tenant)
+
+
+async def pause_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
+    db = supervisor.db
+    async with db.write() as conn:
+        job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+        if job.state == S.QUEUED:
+            return await store.transition(conn, job, S.PAUSED, actor=tenant, reason="pause")
+        if job.state == S.RUNNING:
+            job = await store.transition(
+                conn, job, S.PAUSING, actor=tenant, reason="pause", control=Control.PAUSE
+            )
+        elif job.state not in (S.PAUSED, S.PAUSING):
+            raise InvalidTransition(job.id, job.state, S.PAUSED)
+    if job.state == S.PAUSED:
+        return job
+    return await _wait(
+        db=db,
+        broker=supervisor.broker,
+        tenant=tenant,
+        job_id=job_id,
+        away_from={S.PAUSING, S.RUNNING},
+        timeout=supervisor.settings.control_wait_s,
+    )
+
+
+async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
+    db = supervisor.db
+    async with db.write() as conn:
+        job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+        if job.state == S.PAUSED:
+            job = await store.transition(conn, job, S.QUEUED, actor=tenant, reason="resume")
+        elif job.state == S.PAUSING:
+            # Resumed before it reached its safe point: it simply keeps running.
+            return await store.transition(
+                conn, job, S.RUNNING, actor=tenant, reason="resume", control=None
+            )
+        elif job.state in (S.RUNNING, S.QUEUED):
+            return job
+        else:
+            raise InvalidTransition(job.id, job.state, S.RUNNING)
+    supervisor.wake()
+    return await _wait(
+        db=db,
+        broker=supervisor.broker,
+        tenant=tenant,
+        job_id=job_id,
+        away_from={S.QUEUED},
+        timeout=RESUME_WAIT_S,
+    )
+
+
+async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
+    db = supervisor.db
+    async with db.write() as conn:
+        job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+        if job.state in (S.QUEUED, S.PAUSED):
+            # Nothing runs it: undo its writes and end it here, in this one transaction.
+            kind = supervisor.kinds[job.kind]
+            await kind.discard(conn, job)
+            job = await store.transition(
+                conn, job, S.TERMINATING, actor=tenant, reason="terminate"
+            )
+            job = await store.transition(
+                conn, job, S.TERMINATED, actor="system", reason="rolled back"
+            )
+        elif job.state in (S.RUNNING, S.PAUSING):
+            job = await store.transition(
+                conn, job, S.TERMINATING, actor=tenant, reason="terminate",
+                control=Control.TERMINATE,
+            )
+        elif job.state == S.COMPLETED or job.state == S.FAILED:
+            raise InvalidTransition(job.id, job.state, S.TERMINATED)
+    if job.state == S.TERMINATED:
+        supervisor.kinds[job.kind].release(job)
+        return job
+    # Stop it now if it runs here; in another process it stops at its next chunk.
+    supervisor.cancel_for_terminate(job_id)
+    return await _wait(
+        db=db,
+        broker=supervisor.broker,
+        tenant=tenant,
+        job_id=job_id,
+        away_from={S.RUNNING, S.PAUSING, S.TERMINATING},
+        timeout=supervisor.settings.control_wait_s,
+    )
+
+
+__all__ = ["TERMINAL", "pause_job", "resume_job", "terminate_job"]

@@ -1,0 +1,25 @@
+"""What the engine needs of a job kind. Kinds register here; the engine knows no kind."""
+
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collect_api.jobs.models import Job
+
+if TYPE_CHECKING:
+    from collect_api.jobs.context import JobContext
+
+
+class JobKind(Protocol):
+    name: ClassVar[str]
+
+    async def run(self, ctx: "JobContext") -> None:
+        """Do the job from ``ctx.job.checkpoint`` on, one committed chunk at a time, and end
+        with ``ctx.finish()``. Raise to fail; the engine handles pause and terminate."""
+
+    async def discard(self, conn: AsyncConnection, job: Job) -> None:
+        """Undo every write the job made, in the transaction that records its end.
+        Must be idempotent: after a crash it may run again."""
+
+    def release(self, job: Job) -> None:
+        """Delete the job's working files once it is final. Best effort, idempotent."""

@@ -1,0 +1,184 @@
+"""Reading and changing job rows. Every change bumps the job's ``rev``; every state change
+also writes a history row holding the job as it became, in the same transaction.
+
+The functions take an open connection: the caller owns the transaction, and changes must be
+made in a write transaction (``Database.write``) so that reading the state and changing it
+cannot be interleaved with another writer.
+"""
+
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collect_api.errors import InvalidTransition, JobNotFound
+from collect_api.jobs.models import TERMINAL, Job, JobHistory, JobState, can_move, utcnow
+
+JOB = Job.__table__  # type: ignore[attr-defined]
+HISTORY = JobHistory.__table__  # type: ignore[attr-defined]
+
+# Parameters a kind keeps for itself (file paths and the like), never shown to users.
+PRIVATE_PARAM_PREFIX = "_"
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    """The job as the API shows it: ``GET /jobs/{id}``, SSE data, history snapshots."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "params": {k: v for k, v in job.params.items() if not k.startswith(PRIVATE_PARAM_PREFIX)},
+        "progress": job.progress,
+        "result": job.result,
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def _to_job(row: Any) -> Job:
+    return Job.model_validate(dict(row._mapping))
+
+
+async def next_rev(conn: AsyncConnection) -> int:
+    """The next revision; revisions increase in commit order because writers are serialised."""
+    value = await conn.scalar(select(func.coalesce(func.max(JOB.c.rev), 0)))
+    return int(value or 0) + 1
+
+
+async def get_job(conn: AsyncConnection, *, job_id: str, tenant: str | None = None) -> Job:
+    query = select(JOB).where(JOB.c.id == job_id)
+    if tenant is not None:
+        query = query.where(JOB.c.tenant == tenant)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return _to_job(row)
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    tenant: str,
+    state: str | None,
+    kind: str | None,
+    after: str | None,
+    limit: int,
+) -> list[Job]:
+    query = select(JOB).where(JOB.c.tenant == tenant)
+    if state is not None:
+        query = query.where(JOB.c.state == state)
+    if kind is not None:
+        query = query.where(JOB.c.kind == kind)
+    if after is not None:
+        query = query.where(JOB.c.id < after)
+    rows = await conn.execute(query.order_by(JOB.c.id.desc()).limit(limit))
+    return [_to_job(row) for row in rows]
+
+
+async def insert_job(
+    conn: AsyncConnection,
+    *,
+    job_id: str,
+    tenant: str,
+    kind: str,
+    params: dict[str, Any],
+    progress: dict[str, Any],
+    actor: str,
+) -> Job:
+    rev = await next_rev(conn)
+    now = utcnow()
+    job = Job(
+        id=job_id,
+        tenant=tenant,
+        kind=kind,
+        state=JobState.QUEUED,
+        params=params,
+        progress=progress,
+        queue_seq=rev,
+        rev=rev,
+        created_at=now,
+        updated_at=now,
+    )
+    await conn.execute(insert(JOB).values(**job.model_dump()))
+    await _record(conn, job=job, from_state=None, actor=actor, reason="submitted")
+    return job
+
+
+async def update_job(conn: AsyncConnection, job: Job, **changes: Any) -> Job:
+    """Change fields other than ``state`` (progress, checkpoint, lease, ...)."""
+    assert "state" not in changes, "use transition() to change a job's state"
+    new = job.model_copy(update={**changes, "rev": await next_rev(conn), "updated_at": utcnow()})
+    await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**_changed(job, new)))
+    return new
+
+
+async def transition(
+    conn: AsyncConnection,
+    job: Job,
+    to: JobState,
+    *,
+    actor: str,
+    reason: str | None = None,
+    **changes: Any,
+) -> Job:
+    """Move ``job`` (as just read in this transaction) to state ``to`` and record it."""
+    src = JobState(job.state)
+    if not can_move(src, to):
+        raise InvalidTransition(job.id, src, to)
+    rev = await next_rev(conn)
+    now = utcnow()
+    values: dict[str, Any] = {"state": to, "rev": rev, "updated_at": now, **changes}
+    if to == JobState.RUNNING and job.started_at is None:
+        values["started_at"] = now
+    if to == JobState.QUEUED:
+        values["queue_seq"] = rev
+    if to in TERMINAL:
+        values["finished_at"] = now
+        values.setdefault("control", None)
+        values.setdefault("owner", None)
+        values.setdefault("lease_expires_at", None)
+    new = job.model_copy(update=values)
+    await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**_changed(job, new)))
+    await _record(conn, job=new, from_state=src, actor=actor, reason=reason)
+    return new
+
+
+async def history(conn: AsyncConnection, *, job_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(HISTORY).where(HISTORY.c.job_id == job_id).order_by(HISTORY.c.rev)
+    )
+    return [
+        {
+            "at": r.at,
+            "from_state": r.from_state,
+            "to_state": r.to_state,
+            "actor": r.actor,
+            "reason": r.reason,
+        }
+        for r in rows
+    ]
+
+
+async def _record(
+    conn: AsyncConnection, *, job: Job, from_state: str | None, actor: str, reason: str | None
+) -> None:
+    await conn.execute(
+        insert(HISTORY).values(
+            job_id=job.id,
+            rev=job.rev,
+            from_state=from_state,
+            to_state=job.state,
+            actor=actor,
+            reason=reason,
+            at=job.updated_at,
+            snapshot=job_document(job),
+        )
+    )
+
+
+def _changed(old: Job, new: Job) -> dict[str, Any]:
+    before, after = old.model_dump(), new.model_dump()
+    return {k: v for k, v in after.items() if before[k] != v or k in ("rev", "updated_at")}

@@ -1,0 +1,404 @@
+"""The supervisor: the one owner of every background task of a process.
+
+State machine (``models.TRANSITIONS`` is the one table of allowed moves)::
+
+    queued ──claim──▶ running ──finish──▶ completed
+      │  ▲             │   │ └──error──▶ failed
+      │  └──resume── paused ◀─safe point── pausing ◀─pause─┘
+      └─────────── terminate ─▶ terminating ─rolled back─▶ terminated
+
+Invariants:
+
+- Only this module calls ``create_task``. Its tasks are the scheduler loop, the broker's
+  poll loop, one task per job this process runs (``_running``: job id → task), and the
+  settle tasks that write a job's final state (``_settling``). ``close()`` cancels and
+  awaits every one of them.
+- A job runs in at most one process: a process claims it by moving it ``queued → running``
+  with its owner id and a lease, in one ``BEGIN IMMEDIATE`` transaction, and every chunk
+  re-checks the claim. At most ``max_running_jobs`` jobs are ``running`` or ``pausing``
+  across all processes; queued jobs are claimed first in, first out.
+- Control requests are written to the job's row (``control``), so any process can make
+  them; the runner applies them at its next safe point. A terminate requested in this
+  process also cancels the job's task so that it stops at its next ``await``; the job id is
+  put in ``_terminating`` *before* ``task.cancel()``, so that the job boundary can tell a
+  user's terminate from a shutdown.
+- A paused job holds nothing: its task has ended, its lock and transaction are released,
+  and it does not count against ``max_running_jobs``. Resuming re-queues it; it then
+  continues from its checkpoint exactly as after a restart, whichever process claims it.
+- A job's coroutine ends in exactly one state whatever escapes it. ``_run_job`` is the one
+  boundary; the final state is written by a settle task that a second cancellation cannot
+  interrupt.
+- A claim is renewed every ``lease_s / 3``; a claim that expired (its process died) is
+  re-queued with one more attempt, and failed after ``max_attempts``.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+
+from collect_api.csvio import CsvProblem
+from collect_api.db import Database
+from collect_api.jobs import store
+from collect_api.jobs.broker import Broker
+from collect_api.jobs.context import JobContext, LeaseLost, SafePointStop
+from collect_api.jobs.models import ACTIVE, Control, Job, JobState
+from collect_api.jobs.registry import JobKind
+from collect_api.jobs.store import JOB
+from collect_api.settings import Settings
+
+log = logging.getLogger("collect.supervisor")
+
+SYSTEM = "system"
+
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    """What a failed job's ``error`` says: a sentence a user can act on."""
+    if isinstance(exc, CsvProblem):
+        doc: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+        for key in ("line", "record", "column"):
+            if getattr(exc, key) is not None:
+                doc[key] = getattr(exc, key)
+        return doc
+    text = str(exc)
+    if "disk is full" in text or isinstance(exc, OSError) and exc.errno == 28:
+        return {"code": "disk_full", "message": "the disk is full; free space and submit again"}
+    if isinstance(exc, JobFailure):
+        return {"code": exc.code, "message": text}
+    return {"code": "internal", "message": f"the job stopped on an unexpected error: {text}"}
+
+
+class JobFailure(Exception):
+    """A kind's reason to fail a job, with a machine-readable code."""
+
+    def __init__(self, message: str, *, code: str = "failed") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Supervisor:
+    def __init__(
+        self, *, db: Database, settings: Settings, broker: Broker, kinds: dict[str, JobKind]
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.broker = broker
+        self.kinds = kinds
+        self.owner = f"{socket.gethostname()}/{os.getpid()}/{os.urandom(4).hex()}"
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._terminating: set[str] = set()
+        self._settling: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._last_renewal = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.sync()
+        self._loops = [
+            asyncio.create_task(self._schedule_forever(), name="collect-scheduler"),
+            asyncio.create_task(self._poll_forever(), name="collect-broker"),
+        ]
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Refuse new work, stop the loops, bring running jobs to a safe stop, await all."""
+        self._closing = True
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        # Jobs cancelled here were interrupted by the shutdown: their boundary re-queues them.
+        for task in self._running.values():
+            task.cancel()
+        pending = [*self._running.values(), *self._settling]
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=timeout)
+            for task in still:  # a settle that could not finish in time; its job resumes later
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+
+    def wake(self) -> None:
+        """Look for work now rather than at the next poll."""
+        self._wake.set()
+
+    # -- control requests ------------------------------------------------------------------
+
+    def cancel_for_terminate(self, job_id: str) -> None:
+        """Stop a job running here at its next await; its boundary rolls it back."""
+        task = self._running.get(job_id)
+        if task is not None and not task.done():
+            self._terminating.add(job_id)  # before cancel(): tells the boundary why
+            task.cancel()
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    async def _schedule_forever(self) -> None:
+        while True:
+            try:
+                await self._renew_leases()
+                await self._recover_abandoned()
+                while not self._closing and await self._claim_next():
+                    pass
+            except Exception:  # the loop outlives a database hiccup; jobs keep their state
+                log.exception("scheduler pass failed; retrying")
+            try:
+                async with asyncio.timeout(self.settings.poll_interval_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                await self.broker.poll()
+            except Exception:
+                log.exception("event poll failed; retrying")
+            await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def _claim_next(self) -> bool:
+        """Claim the oldest queued job if a run slot is free; True if one was started."""
+        async with self.db.read() as conn:
+            queued = await conn.scalar(
+                select(JOB.c.id).where(JOB.c.state == JobState.QUEUED).limit(1)
+            )
+            orphan = await conn.scalar(
+                select(JOB.c.id)
+                .where(JOB.c.state == JobState.TERMINATING, JOB.c.owner.is_(None))
+                .limit(1)
+            )
+        if queued is None and orphan is None:
+            return False
+        async with self.db.write() as conn:
+            if orphan is not None:
+                job = await store.get_job(conn, job_id=orphan)
+                if job.state == JobState.TERMINATING and job.owner is None:
+                    job = await store.update_job(conn, job, owner=self.owner)
+                    self._start(job)
+                    return True
+            active = await conn.scalar(
+                select(func.count()).select_from(JOB).where(JOB.c.state.in_(list(ACTIVE)))
+            )
+            if active >= self.settings.max_running_jobs:
+                return False
+            row = (
+                await conn.execute(
+                    select(JOB.c.id)
+                    .where(JOB.c.state == JobState.QUEUED)
+                    .order_by(JOB.c.queue_seq)
+                    .limit(1)
+                )
+            ).first()
+            if row is None:
+                return False
+            job = await store.get_job(conn, job_id=row.id)
+            job = await store.transition(
+                conn,
+                job,
+                JobState.RUNNING,
+                actor=SYSTEM,
+                reason="a run slot is free",
+                owner=self.owner,
+                lease_expires_at=time.time() + self.settings.lease_s,
+            )
+        self._start(job)
+        return True
+
+    async def _renew_leases(self) -> None:
+        now = time.time()
+        if not self._running or now - self._last_renewal < self.settings.lease_s / 3:
+            return
+        self._last_renewal = now
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(JOB)
+                .where(JOB.c.owner == self.owner, JOB.c.id.in_(list(self._running)))
+                .values(lease_expires_at=now + self.settings.lease_s)
+            )
+
+    async def _recover_abandoned(self) -> None:
+        """Re-queue jobs whose process died (their lease expired); fail them past max_attempts."""
+        now = time.time()
+        stale = and_(
+            JOB.c.lease_expires_at.is_not(None),
+            JOB.c.lease_expires_at < now,
+            JOB.c.owner != self.owner,
+        )
+        async with self.db.read() as conn:
+            found = await conn.scalar(select(JOB.c.id).where(stale).limit(1))
+        if found is None:
+            return
+        async with self.db.write() as conn:
+            rows = (await conn.execute(select(JOB.c.id).where(stale))).all()
+            for row in rows:
+                job = await store.get_job(conn, job_id=row.id)
+                attempts = job.attempts + 1
+                if job.state == JobState.TERMINATING:
+                    await store.update_job(conn, job, owner=None, lease_expires_at=None)
+                elif attempts >= self.settings.max_attempts:
+                    kind = self.kinds[job.kind]
+                    await kind.discard(conn, job)
+                    await store.transition(
+                        conn,
+                        job,
+                        JobState.FAILED,
+                        actor=SYSTEM,
+                        reason="interrupted too often",
+                        attempts=attempts,
+                        error={
+                            "code": "too_many_attempts",
+                            "message": f"the job was interrupted {attempts} times (its process "
+                            "stopped while running it); it was given up. Check the input and "
+                            "submit it again.",
+                        },
+                    )
+                else:
+                    to = JobState.PAUSED if job.control == Control.PAUSE else JobState.QUEUED
+                    await store.transition(
+                        conn,
+                        job,
+                        to,
+                        actor=SYSTEM,
+                        reason="its process stopped; resuming from the last checkpoint",
+                        attempts=attempts,
+                        owner=None,
+                        lease_expires_at=None,
+                        control=None,
+                    )
+        self.wake()
+
+    # -- running one job ---------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+        self._running[job.id] = task
+        task.add_done_callback(lambda _t, job_id=job.id: self._forget(job_id))
+
+    def _forget(self, job_id: str) -> None:
+        self._running.pop(job_id, None)
+        self._terminating.discard(job_id)
+        self.wake()  # a run slot is free
+
+    async def _run_job(self, job: Job) -> None:
+        """The job boundary: whatever happens, the job ends in exactly one state."""
+        kind = self.kinds[job.kind]
+        if job.state == JobState.TERMINATING:  # claimed only to finish a termination
+            await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
+            return
+        ctx = JobContext(job=job, db=self.db, settings=self.settings, owner=self.owner)
+        try:
+            await kind.run(ctx)
+        except SafePointStop as stop:
+            if stop.control == Control.PAUSE:
+                await self._settle(self._pause(job.id))
+            else:
+                await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
+        except LeaseLost:
+            log.warning("job %s was taken over by another process; stopping here", job.id)
+        except asyncio.CancelledError:
+            if job.id in self._terminating:
+                # The user's terminate: the chunk in flight has rolled back; undo the rest.
+                await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                return
+            # The service is stopping: the job resumes from its checkpoint on the next start.
+            await self._settle(self._interrupt(job.id))
+            raise
+        except Exception as exc:
+            log.warning("job %s failed: %s", job.id, exc, exc_info=not _expected(exc))
+            await self._settle(
+                self._end(job.id, JobState.FAILED, reason="failed", error=error_document(exc))
+            )
+        else:
+            self.kinds[job.kind].release(ctx.job)
+
+    async def _settle(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` to completion even if the caller is cancelled meanwhile."""
+        task = asyncio.create_task(coro)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        cancelled: asyncio.CancelledError | None = None
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError as exc:
+                if task.done():
+                    break
+                cancelled = exc  # finish writing the state first, then honour it
+        if cancelled is not None:
+            raise cancelled
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not record the end of a job", exc_info=task.exception())
+
+    async def _pause(self, job_id: str) -> None:
+        async with self.db.write() as conn:
+            job = await store.get_job(conn, job_id=job_id)
+            terminate = job.state == JobState.TERMINATING
+            if job.state in ACTIVE and job.owner == self.owner:
+                await store.transition(
+                    conn,
+                    job,
+                    JobState.PAUSED,
+                    actor=SYSTEM,
+                    reason="stopped at a safe point",
+                    owner=None,
+                    lease_expires_at=None,
+                    control=None,
+                )
+        if terminate:  # a terminate overtook the pause: honour the terminate
+            await self._end(job_id, JobState.TERMINATED, reason="terminated")
+
+    async def _interrupt(self, job_id: str) -> None:
+        async with self.db.write() as conn:
+            job = await store.get_job(conn, job_id=job_id)
+            if job.owner != self.owner:
+                return
+            if job.state == JobState.TERMINATING:
+                # Finish it on the next start (or in another process).
+                await store.update_job(conn, job, owner=None, lease_expires_at=None)
+            elif job.state in ACTIVE:
+                to = JobState.PAUSED if job.control == Control.PAUSE else JobState.QUEUED
+                await store.transition(
+                    conn,
+                    job,
+                    to,
+                    actor=SYSTEM,
+                    reason="interrupted: the service stopped; it resumes from its checkpoint",
+                    owner=None,
+                    lease_expires_at=None,
+                    control=None,
+                )
+
+    async def _end(
+        self, job_id: str, state: JobState, *, reason: str, error: dict[str, Any] | None = None
+    ) -> None:
+        """Roll the job's writes back and record its terminal state, in one transaction."""
+        async with self.db.write() as conn:
+            job = await store.get_job(conn, job_id=job_id)
+            if JobState(job.state) in (JobState.COMPLETED, JobState.FAILED, JobState.TERMINATED):
+                return
+            kind = self.kinds[job.kind]
+            await kind.discard(conn, job)
+            if job.state == JobState.TERMINATING:  # a user's terminate wins over a failure
+                state, error = JobState.TERMINATED, None
+            if job.state != JobState.TERMINATING and state == JobState.TERMINATED:
+                job = await store.transition(
+                    conn, job, JobState.TERMINATING, actor=SYSTEM, reason="terminate requested"
+                )
+            job = await store.transition(
+                conn, job, state, actor=SYSTEM, reason=reason, error=error
+            )
+        kind.release(job)
+
+
+def _expected(exc: BaseException) -> bool:
+    return isinstance(exc, (CsvProblem, JobFailure))

@@ -1,0 +1,37 @@
+"""Settings, read from ``COLLECT_*`` environment variables when the app is created."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COLLECT_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./data/collect.db"
+    data_dir: Path = Path("./data")
+    max_running_jobs: int = Field(default=2, ge=1)
+    max_upload_bytes: int = Field(default=10 * 1024**3, ge=1)
+    chunk_rows: int = Field(default=5000, ge=1)
+    max_field_bytes: int = Field(default=1024**2, ge=1)
+    max_columns: int = Field(default=1000, ge=1)
+    # How long a control request (pause, terminate) waits for the job to reach a safe point
+    # before answering with the job in its transitional state.
+    control_wait_s: float = Field(default=30.0, gt=0)
+    # How often each process looks at the job table for work and for changes to stream.
+    poll_interval_s: float = Field(default=0.1, gt=0)
+    # Minimum spacing of `progress` events on one stream.
+    progress_interval_s: float = Field(default=0.25, ge=0)
+    # A running job's claim is renewed at every chunk; a claim older than this is abandoned.
+    lease_s: float = Field(default=15.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    sse_ping_s: float = Field(default=15.0, gt=0)
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"

@@ -1,0 +1,1 @@
+"""Dataset tables, staging and publishing; upload and export files."""

@@ -1,0 +1,185 @@
+"""Dataset tables: staged out of sight while a job runs, published in one transaction.
+
+A dataset's rows live in a table of its own, ``ds_<job id>`` for the job that created that
+version, with one ``TEXT`` column ``c<i>`` per CSV column and ``_row`` as the row key in
+source order. The CSV header is kept as written in ``dataset.columns``: user-chosen names
+never reach SQL as identifiers, so any header text is safe. Table names are built only from
+job ids, which Collect generates.
+"""
+
+import re
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collect_api.errors import DatasetNotFound
+from collect_api.jobs.models import Dataset, utcnow
+
+DATASET = Dataset.__table__  # type: ignore[attr-defined]
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_TABLE_NAME = re.compile(r"^(ds|stage)_[0-9a-z]{26}$")
+
+
+def stage_table(job_id: str) -> str:
+    return _checked(f"stage_{job_id}")
+
+
+def data_table(job_id: str) -> str:
+    return _checked(f"ds_{job_id}")
+
+
+def _checked(table: str) -> str:
+    if not _TABLE_NAME.match(table):
+        raise ValueError(f"not a table name Collect generates: {table!r}")
+    return table
+
+
+def _cols(count: int) -> list[str]:
+    return [f"c{i}" for i in range(count)]
+
+
+async def create_table(conn: AsyncConnection, table: str, column_count: int) -> None:
+    columns = "".join(f", {c} TEXT" for c in _cols(column_count))
+    await conn.exec_driver_sql(
+        f'CREATE TABLE IF NOT EXISTS "{_checked(table)}" (_row INTEGER PRIMARY KEY{columns})'
+    )
+
+
+async def drop_table(conn: AsyncConnection, table: str) -> None:
+    await conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{_checked(table)}"')
+
+
+async def insert_rows(
+    conn: AsyncConnection, table: str, column_count: int, rows: list[list[str]]
+) -> None:
+    """Append rows (each a list of ``column_count`` strings) with the driver's own
+    ``executemany``, in the connection's current transaction: no per-row conversion."""
+    if not rows:
+        return
+    names = ", ".join(_cols(column_count))
+    marks = ", ".join("?" * column_count)
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.executemany(f'INSERT INTO "{_checked(table)}" ({names}) VALUES ({marks})', rows)
+
+
+async def get_dataset(conn: AsyncConnection, *, tenant: str, name: str) -> Dataset:
+    row = (
+        await conn.execute(
+            select(DATASET).where(DATASET.c.tenant == tenant, DATASET.c.name == name)
+        )
+    ).first()
+    if row is None:
+        raise DatasetNotFound(name)
+    return Dataset.model_validate(dict(row._mapping))
+
+
+async def find_dataset(conn: AsyncConnection, *, tenant: str, name: str) -> Dataset | None:
+    try:
+        return await get_dataset(conn, tenant=tenant, name=name)
+    except DatasetNotFound:
+        return None
+
+
+async def list_datasets(
+    conn: AsyncConnection, *, tenant: str, after: str | None, limit: int
+) -> list[Dataset]:
+    query = select(DATASET).where(DATASET.c.tenant == tenant)
+    if after is not None:
+        query = query.where(DATASET.c.name > after)
+    rows = await conn.execute(query.order_by(DATASET.c.name).limit(limit))
+    return [Dataset.model_validate(dict(r._mapping)) for r in rows]
+
+
+async def read_rows(
+    conn: AsyncConnection, dataset: Dataset, *, after: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """Rows after row key ``after`` in source order, each ``(row key, field, ...)``."""
+    names = ", ".join(["_row", *_cols(len(dataset.columns))])
+    result = await conn.exec_driver_sql(
+        f'SELECT {names} FROM "{_checked(dataset.table_name)}" WHERE _row > ? '
+        "ORDER BY _row LIMIT ?",
+        (after, limit),
+    )
+    return list(result.all())
+
+
+async def delete_dataset(conn: AsyncConnection, dataset: Dataset) -> None:
+    await drop_table(conn, dataset.table_name)
+    await conn.execute(delete(DATASET).where(DATASET.c.id == dataset.id))
+
+
+class PublishConflict(Exception):
+    """The dataset changed under the job in a way that makes publishing impossible."""
+
+
+async def publish_import(
+    conn: AsyncConnection,
+    *,
+    tenant: str,
+    name: str,
+    mode: str,
+    job_id: str,
+    columns: list[str],
+    staged_rows: int,
+) -> Dataset:
+    """Make a job's staged rows the dataset's (``create`` · ``replace``) or add them to it
+    (``append``), keeping source order. For a new version the staging table is renamed,
+    not copied."""
+    stage = stage_table(job_id)
+    now = utcnow()
+    existing = await find_dataset(conn, tenant=tenant, name=name)
+    if mode == "append":
+        if existing is None:
+            raise PublishConflict(
+                f"dataset {name!r} was deleted while the job ran; nothing was appended"
+            )
+        if set(existing.columns) != set(columns):
+            raise PublishConflict(
+                f"dataset {name!r} was replaced with other columns while the job ran; "
+                "nothing was appended"
+            )
+        position = {column: i for i, column in enumerate(columns)}
+        source = ", ".join(f"c{position[c]}" for c in existing.columns)
+        target = ", ".join(_cols(len(existing.columns)))
+        await conn.exec_driver_sql(
+            f'INSERT INTO "{_checked(existing.table_name)}" ({target}) '
+            f'SELECT {source} FROM "{stage}" ORDER BY _row'
+        )
+        await drop_table(conn, stage)
+        await conn.execute(
+            update(DATASET)
+            .where(DATASET.c.id == existing.id)
+            .values(row_count=existing.row_count + staged_rows, updated_at=now, last_job_id=job_id)
+        )
+        return existing.model_copy(
+            update={"row_count": existing.row_count + staged_rows, "updated_at": now}
+        )
+    if existing is not None and mode == "create":
+        raise PublishConflict(
+            f"dataset {name!r} was created by another job while this one ran; import it "
+            "again with mode=append or mode=replace"
+        )
+    table = data_table(job_id)
+    await conn.exec_driver_sql(f'ALTER TABLE "{stage}" RENAME TO "{table}"')
+    values = {
+        "table_name": table,
+        "columns": columns,
+        "row_count": staged_rows,
+        "updated_at": now,
+        "last_job_id": job_id,
+    }
+    if existing is None:
+        await conn.execute(
+            insert(DATASET).values(tenant=tenant, name=name, created_at=now, version=1, **values)
+        )
+    else:
+        await conn.execute(
+            update(DATASET)
+            .where(DATASET.c.id == existing.id)
+            .values(version=existing.version + 1, **values)
+        )
+        await drop_table(conn, existing.table_name)
+    return await get_dataset(conn, tenant=tenant, name=name)

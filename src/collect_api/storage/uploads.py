@@ -1,0 +1,145 @@
+"""Receive a multipart upload straight into a file, never holding it whole in memory.
+
+The request body is parsed as it arrives (python-multipart's streaming parser); the ``file``
+part is written under the data dir as it comes, and the upload stops with ``UploadTooLarge``
+the moment it passes the limit, removing the partial file.
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
+
+MAX_FIELD_BYTES = 64 * 1024
+
+
+class UploadProblem(Exception):
+    """The request is not a usable multipart upload."""
+
+
+class UploadTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upload is larger than the {limit}-byte limit")
+        self.limit = limit
+
+
+@dataclass
+class Upload:
+    fields: dict[str, str] = field(default_factory=dict)
+    filename: str | None = None
+    size: int = 0
+    received_file: bool = False
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    name: str | None = None
+    filename: str | None = None
+    value: bytearray = field(default_factory=bytearray)
+
+
+async def receive_upload(
+    body: AsyncIterator[bytes],
+    *,
+    content_type: str,
+    dest: Path,
+    max_bytes: int,
+    file_field: str = "file",
+) -> Upload:
+    """Parse the multipart ``body``; the ``file_field`` part goes to ``dest``."""
+    mime, options = parse_options_header(content_type or "")
+    if mime != b"multipart/form-data" or b"boundary" not in options:
+        raise UploadProblem(
+            "send the file as multipart/form-data (curl: -F file=@responses.csv)"
+        )
+    upload = Upload()
+    part = _Part()
+    header_field = bytearray()
+    header_value = bytearray()
+    file_data: list[bytes] = []
+    problems: list[str] = []
+
+    def on_part_begin() -> None:
+        nonlocal part
+        part = _Part()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        part.headers[bytes(header_field).lower()] = bytes(header_value)
+        header_field.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        _, disposition = parse_options_header(part.headers.get(b"content-disposition", b""))
+        name = disposition.get(b"name")
+        part.name = name.decode("utf-8", "replace") if name is not None else None
+        filename = disposition.get(b"filename")
+        part.filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if part.name == file_field:
+            upload.received_file = True
+            upload.filename = part.filename
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if part.name == file_field:
+            upload.size += end - start
+            if upload.size <= max_bytes:
+                file_data.append(data[start:end])
+        elif len(part.value) + end - start > MAX_FIELD_BYTES:
+            problems.append(f"form field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes")
+        else:
+            part.value.extend(data[start:end])
+
+    def on_part_end() -> None:
+        if part.name is not None and part.name != file_field:
+            upload.fields[part.name] = part.value.decode("utf-8", "replace")
+
+    parser = MultipartParser(
+        options[b"boundary"],
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        async with aiofiles.open(dest, "wb") as out:
+            async for chunk in body:
+                try:
+                    parser.write(chunk)
+                except MultipartParseError as exc:
+                    raise UploadProblem(f"the multipart body is malformed: {exc}") from None
+                if upload.size > max_bytes:
+                    raise UploadTooLarge(max_bytes)
+                if problems:
+                    raise UploadProblem(problems[0])
+                if file_data:
+                    await out.write(b"".join(file_data))
+                    file_data.clear()
+            parser.finalize()
+    except BaseException:
+        await discard_file(dest)
+        raise
+    return upload
+
+
+async def discard_file(path: Path) -> None:
+    try:
+        await aiofiles.os.remove(path)
+    except FileNotFoundError:
+        pass
