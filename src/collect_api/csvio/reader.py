@@ -202,8 +202,8 @@ class RecordReader:
                     if record is None:
                         self._at_end = True
                         break
-                    if not record:  # a blank line
-                        continue
+                    if not record or (len(record) == 1 and not record[0].strip()):
+                        continue  # a blank line, or one of spaces only
                     records.append(record)
                     lines.append(start_line)
             except csv.Error as exc:

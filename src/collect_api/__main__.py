@@ -1,0 +1,3 @@
+from collect_api.cli import main
+
+main()

@@ -1,0 +1,122 @@
+"""Fixtures: a real SQLite file per test, the app in-process, or a real uvicorn process."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from collect_api.app import create_app
+from collect_api.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'collect.db'}",
+        "data_dir": tmp_path / "data",
+        "chunk_rows": 200,
+        "poll_interval_s": 0.02,
+        "max_running_jobs": 2,
+        "progress_interval_s": 0.25,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for a test; ``@pytest.mark.settings(name=value)`` overrides them."""
+    marker = request.node.get_closest_marker("settings")
+    return make_settings(tmp_path, **(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://collect.test", timeout=60
+        ) as http:
+            yield http
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``collect serve`` in a subprocess, against a data dir and database of the test's."""
+
+    def __init__(self, tmp_path: Path, *, workers: int = 1, **env: str) -> None:
+        self.tmp_path = tmp_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.env = {
+            **os.environ,
+            "COLLECT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'collect.db'}",
+            "COLLECT_DATA_DIR": str(tmp_path / "data"),
+            "COLLECT_POLL_INTERVAL_S": "0.02",
+            **env,
+        }
+        self.log = tmp_path / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> "ServerProcess":
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "collect_api",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="200").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

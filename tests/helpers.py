@@ -1,0 +1,87 @@
+"""What the tests do again and again: upload, wait on a state with a deadline, read rows."""
+
+import asyncio
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TERMINAL = {"completed", "failed", "terminated"}
+
+
+async def upload(
+    client: httpx.AsyncClient, source: Path | bytes, dataset: str, **fields: str
+) -> httpx.Response:
+    content = source.read_bytes() if isinstance(source, Path) else source
+    return await client.post(
+        "/imports",
+        files={"file": ("data.csv", content, "text/csv")},
+        data={"dataset": dataset, **fields},
+    )
+
+
+async def start_import(
+    client: httpx.AsyncClient, source: Path | bytes, dataset: str, **fields: str
+) -> dict[str, Any]:
+    response = await upload(client, source, dataset, **fields)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def wait_for(
+    client: httpx.AsyncClient, job_id: str, states: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    """Poll the job until its state is one of ``states``; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await client.get(f"/jobs/{job_id}")).json()
+        if job["state"] in states:
+            return job
+        assert job["state"] not in TERMINAL, f"job ended {job['state']}: {job['error']}"
+        assert time.monotonic() < deadline, f"job still {job['state']} after {timeout}s"
+        await asyncio.sleep(0.01)
+
+
+async def wait_progress(
+    client: httpx.AsyncClient, job_id: str, at_least: int, timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await client.get(f"/jobs/{job_id}")).json()
+        if job["progress"]["done"] >= at_least or job["state"] in TERMINAL:
+            return job
+        assert time.monotonic() < deadline, f"no progress past {at_least} after {timeout}s"
+        await asyncio.sleep(0.005)
+
+
+async def dataset_rows(client: httpx.AsyncClient, name: str) -> tuple[list[str], list[list[str]]]:
+    """Every row of a dataset, page by page, following the ``next`` cursor."""
+    rows: list[list[str]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000}
+        if after is not None:
+            params["after"] = after
+        response = await client.get(f"/datasets/{name}/rows", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        rows.extend(page["rows"])
+        after = page["next"]
+        if after is None:
+            return page["columns"], rows
+
+
+def csv_bytes(header: list[str], rows: list[list[str]], *, lineterminator: str = "\r\n") -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator=lineterminator)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def read_csv(data: bytes) -> list[list[str]]:
+    text = data.decode("utf-8-sig")
+    return [r for r in csv.reader(io.StringIO(text, newline="")) if r]
