@@ -1,0 +1,161 @@
+"""Jobs and control requests: states, idempotency, errors, run slots, listing."""
+
+import asyncio
+
+import httpx
+import pytest
+from make_csv import responses, write_responses_csv
+
+from collect_api.settings import Settings
+from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
+
+
+@pytest.fixture
+def big_csv(tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "big.csv"
+    write_responses_csv(path, 5_000, seed=3)
+    return path
+
+
+@pytest.mark.settings(chunk_rows=10)
+async def test_control_calls_are_idempotent(client: httpx.AsyncClient, big_csv) -> None:  # type: ignore[no-untyped-def]
+    job = await start_import(client, big_csv, "idem")
+    await wait_progress(client, job["id"], 1)
+    resumed = await client.post(f"/jobs/{job['id']}/resume")
+    assert resumed.status_code == 200 and resumed.json()["state"] == "running"
+    first = await client.post(f"/jobs/{job['id']}/pause")
+    assert first.status_code == 200 and first.json()["state"] == "paused"
+    second = await client.post(f"/jobs/{job['id']}/pause")
+    assert second.status_code == 200 and second.json() == first.json()
+    assert (await client.post(f"/jobs/{job['id']}/resume")).status_code == 200
+    assert (await client.post(f"/jobs/{job['id']}/resume")).status_code == 200
+    await wait_for(client, job["id"], {"completed"})
+
+
+async def test_impossible_transitions_answer_409(client: httpx.AsyncClient) -> None:
+    job = await start_import(client, b"a\r\n1\r\n", "small")
+    await wait_for(client, job["id"], {"completed"})
+    for action in ("pause", "resume", "terminate"):
+        response = await client.post(f"/jobs/{job['id']}/{action}")
+        assert response.status_code == 409, action
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["status"] == 409 and "completed" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/jobs/{id}"),
+        ("POST", "/jobs/{id}/pause"),
+        ("POST", "/jobs/{id}/resume"),
+        ("POST", "/jobs/{id}/terminate"),
+        ("GET", "/jobs/{id}/history"),
+        ("GET", "/jobs/{id}/events"),
+        ("GET", "/datasets/nothing"),
+        ("GET", "/datasets/nothing/rows"),
+        ("DELETE", "/datasets/nothing"),
+    ],
+)
+async def test_unknown_things_answer_404(client: httpx.AsyncClient, method: str, path: str) -> None:
+    response = await client.request(method, path.format(id="01jzzzzzzzzzzzzzzzzzzzzzzz"))
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+
+
+@pytest.mark.settings(chunk_rows=10, max_running_jobs=1)
+async def test_a_paused_job_holds_no_slot_and_no_lock(
+    client: httpx.AsyncClient, big_csv  # type: ignore[no-untyped-def]
+) -> None:
+    paused_job = await start_import(client, big_csv, "first")
+    await wait_progress(client, paused_job["id"], 1)
+    paused = (await client.post(f"/jobs/{paused_job['id']}/pause")).json()
+    assert paused["state"] == "paused"
+    # With one run slot, another import runs to completion while the first is paused:
+    # the paused job holds neither the slot nor a database lock.
+    other = await start_import(client, b"x,y\r\n1,2\r\n3,4\r\n", "second")
+    await wait_for(client, other["id"], {"completed"}, timeout=30)
+    assert (await dataset_rows(client, "second"))[1] == [["1", "2"], ["3", "4"]]
+    still = (await client.get(f"/jobs/{paused_job['id']}")).json()
+    assert still["state"] == "paused" and still["progress"] == paused["progress"]
+    await client.post(f"/jobs/{paused_job['id']}/resume")
+    await wait_for(client, paused_job["id"], {"completed"})
+    assert (await dataset_rows(client, "first"))[1] == list(responses(5_000, seed=3))
+
+
+@pytest.mark.settings(chunk_rows=10, max_running_jobs=2)
+async def test_a_job_beyond_the_run_slots_waits_queued(
+    client: httpx.AsyncClient, tmp_path, settings: Settings  # type: ignore[no-untyped-def]
+) -> None:
+    files = []
+    for seed in (11, 12, 13):
+        path = tmp_path / f"in{seed}.csv"
+        write_responses_csv(path, 3_000, seed=seed)
+        files.append(path)
+    jobs = [await start_import(client, path, f"set{i}") for i, path in enumerate(files)]
+    await wait_progress(client, jobs[0]["id"], 1)
+    await wait_progress(client, jobs[1]["id"], 1)
+    states = [(await client.get(f"/jobs/{j['id']}")).json()["state"] for j in jobs]
+    assert states[:2] == ["running", "running"]
+    assert states[2] == "queued"
+    # First in, first out: the third starts once one of the two ends.
+    for job in jobs:
+        await wait_for(client, job["id"], {"completed"})
+    ended = [(await client.get(f"/jobs/{j['id']}")).json() for j in jobs]
+    assert ended[2]["started_at"] >= min(j["finished_at"] for j in ended[:2])
+    for i, seed in enumerate((11, 12, 13)):
+        assert (await dataset_rows(client, f"set{i}"))[1] == list(responses(3_000, seed=seed))
+
+
+@pytest.mark.settings(chunk_rows=10)
+async def test_two_imports_at_once_both_complete_exactly(
+    client: httpx.AsyncClient, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    paths = []
+    for seed in (21, 22):
+        path = tmp_path / f"c{seed}.csv"
+        write_responses_csv(path, 4_000, seed=seed, lineterminator="\n")
+        paths.append(path)
+    first, second = await asyncio.gather(
+        start_import(client, paths[0], "one"), start_import(client, paths[1], "two")
+    )
+    await wait_progress(client, first["id"], 1)
+    await wait_progress(client, second["id"], 1)
+    running = (await client.get("/jobs", params={"state": "running"})).json()["items"]
+    assert {j["id"] for j in running} == {first["id"], second["id"]}
+    await wait_for(client, first["id"], {"completed"})
+    await wait_for(client, second["id"], {"completed"})
+    assert (await dataset_rows(client, "one"))[1] == list(responses(4_000, seed=21))
+    assert (await dataset_rows(client, "two"))[1] == list(responses(4_000, seed=22))
+
+
+async def test_jobs_list_newest_first_filtered_and_paginated(client: httpx.AsyncClient) -> None:
+    ids = []
+    for i in range(5):
+        job = await start_import(client, f"a\r\n{i}\r\n".encode(), f"d{i}")
+        ids.append(job["id"])
+    for job_id in ids:
+        await wait_for(client, job_id, {"completed"})
+    seen = []
+    after = None
+    while True:
+        params = {"limit": 2, **({"after": after} if after else {})}
+        page = (await client.get("/jobs", params=params)).json()
+        assert len(page["items"]) <= 2
+        seen += [j["id"] for j in page["items"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == list(reversed(ids))
+    completed = (await client.get("/jobs", params={"state": "completed", "kind": "import"})).json()
+    assert len(completed["items"]) == 5
+    assert (await client.get("/jobs", params={"state": "paused"})).json()["items"] == []
+    assert (await client.get("/jobs", params={"state": "bogus"})).status_code == 422
+    assert (await client.get("/jobs", params={"limit": 1001})).status_code == 422
+
+
+async def test_healthz(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
