@@ -43,9 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.writer.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
         broker = Broker(db, progress_interval=settings.progress_interval_s)
-        supervisor = Supervisor(
-            db=db, settings=settings, broker=broker, kinds=all_kinds(settings)
-        )
+        supervisor = Supervisor(db=db, settings=settings, broker=broker, kinds=all_kinds(settings))
         await supervisor.start()
         app.state.services = Services(
             settings=settings, db=db, broker=broker, supervisor=supervisor

@@ -59,7 +59,9 @@ class Database:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         if not parsed.drivername.startswith("sqlite"):
-            raise ValueError(f"unsupported database URL {url!r}: only sqlite+aiosqlite is supported")
+            raise ValueError(
+                f"unsupported database URL {url!r}: only sqlite+aiosqlite is supported"
+            )
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url

@@ -59,9 +59,7 @@ async def dataset_rows(
         )
     async with services.db.read() as conn:
         dataset = await datasets.get_dataset(conn, tenant=tenant, name=name)
-        rows = await datasets.read_rows(
-            conn, dataset, after=int(after or 0), limit=limit + 1
-        )
+        rows = await datasets.read_rows(conn, dataset, after=int(after or 0), limit=limit + 1)
     page = rows[:limit]
     return {
         "columns": dataset.columns,

@@ -46,7 +46,9 @@ def _since(last_event_id: str | None) -> int:
 )
 async def job_events(
     job_id: Annotated[str, Depends(_existing_job)],
-    services: ServicesDep, tenant: TenantDep, last_event_id: LastEventId = None
+    services: ServicesDep,
+    tenant: TenantDep,
+    last_event_id: LastEventId = None,
 ) -> AsyncIterable[ServerSentEvent]:
     since = _since(last_event_id)
     with services.broker.subscribe(tenant=tenant, job_id=job_id) as sub:
@@ -54,12 +56,16 @@ async def job_events(
         async with services.db.read() as conn:
             job = await store.get_job(conn, job_id=job_id, tenant=tenant)
             missed = (
-                await conn.execute(
-                    select(HISTORY.c.rev, HISTORY.c.snapshot)
-                    .where(HISTORY.c.job_id == job_id, HISTORY.c.rev > since)
-                    .order_by(HISTORY.c.rev)
-                )
-            ).all() if since else []
+                (
+                    await conn.execute(
+                        select(HISTORY.c.rev, HISTORY.c.snapshot)
+                        .where(HISTORY.c.job_id == job_id, HISTORY.c.rev > since)
+                        .order_by(HISTORY.c.rev)
+                    )
+                ).all()
+                if since
+                else []
+            )
         last = since
         for row in missed:
             yield _event("state", row.rev, row.snapshot)

@@ -5,7 +5,14 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep
-from collect_api.api.schemas import PROBLEM_RESPONSES, HistoryPublic, JobPublic, JobsPublic, Kind, State
+from collect_api.api.schemas import (
+    PROBLEM_RESPONSES,
+    HistoryPublic,
+    JobPublic,
+    JobsPublic,
+    Kind,
+    State,
+)
 from collect_api.jobs import control, store
 
 router = APIRouter(tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -63,15 +70,11 @@ async def resume_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> d
     summary="Terminate a job; answers once its writes are rolled back",
 )
 async def terminate_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    job = await control.terminate_job(
-        supervisor=services.supervisor, tenant=tenant, job_id=job_id
-    )
+    job = await control.terminate_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
 
-@router.get(
-    "/jobs/{job_id}/history", response_model=HistoryPublic, summary="A job's audit trail"
-)
+@router.get("/jobs/{job_id}/history", response_model=HistoryPublic, summary="A job's audit trail")
 async def job_history(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     async with services.db.read() as conn:
         await store.get_job(conn, job_id=job_id, tenant=tenant)

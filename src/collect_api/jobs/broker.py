@@ -17,6 +17,7 @@ Invariants:
 """
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -83,10 +84,8 @@ class Subscription:
                 if wait > 0:
                     self._changed.clear()
                     # A state change may arrive meanwhile and must not wait for the pacing.
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._changed.wait(), wait)
-                    except TimeoutError:
-                        pass
                     continue
                 batch = sorted(self._progress.values(), key=lambda e: e.rev)
                 self._progress.clear()
@@ -162,9 +161,9 @@ class Broker:
         job_id: str,
         until: Callable[[dict[str, Any]], bool],
         read: Callable[[], Any],
-        timeout: float,
+        wait_s: float,
     ) -> None:
-        """Return once ``until(job document)`` holds, or after ``timeout`` seconds.
+        """Return once ``until(job document)`` holds, or after ``wait_s`` seconds.
 
         ``read`` re-reads the job after subscribing, so a change made just before the
         subscription is not missed.
@@ -172,10 +171,8 @@ class Broker:
         with self.subscribe(tenant=tenant, job_id=job_id) as sub:
             if until(await read()):
                 return
-            try:
-                async with asyncio.timeout(timeout):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
                     async for event in sub.events():
                         if until(event.document):
                             return
-            except TimeoutError:
-                return

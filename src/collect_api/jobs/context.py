@@ -20,7 +20,7 @@ from collect_api.jobs.models import Control, Job, JobState
 from collect_api.settings import Settings
 
 
-class SafePointStop(Exception):  # noqa: N818 - a signal, not an error
+class SafePointStop(Exception):
     """Raised at a safe point to stop the job; the supervisor applies ``control``."""
 
     def __init__(self, control: Control) -> None:

@@ -6,6 +6,8 @@ job's runner applies it at its next safe point, and the request waits for that t
 (bounded by ``control_wait_s``).
 """
 
+from typing import Any
+
 from collect_api.db import Database
 from collect_api.errors import InvalidTransition
 from collect_api.jobs import store
@@ -19,9 +21,9 @@ RESUME_WAIT_S = 2.0
 
 
 async def _wait(
-    *, db: Database, broker: Broker, tenant: str, job_id: str, away_from: set[str], timeout: float
+    *, db: Database, broker: Broker, tenant: str, job_id: str, away_from: set[str], wait_s: float
 ) -> Job:
-    async def read() -> dict:
+    async def read() -> dict[str, Any]:
         async with db.read() as conn:
             return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
 
@@ -30,7 +32,7 @@ async def _wait(
         job_id=job_id,
         until=lambda doc: doc["state"] not in away_from,
         read=read,
-        timeout=timeout,
+        wait_s=wait_s,
     )
     async with db.read() as conn:
         return await store.get_job(conn, job_id=job_id, tenant=tenant)
@@ -56,7 +58,7 @@ async def pause_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
         tenant=tenant,
         job_id=job_id,
         away_from={S.PAUSING, S.RUNNING},
-        timeout=supervisor.settings.control_wait_s,
+        wait_s=supervisor.settings.control_wait_s,
     )
 
 
@@ -82,7 +84,7 @@ async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job
         tenant=tenant,
         job_id=job_id,
         away_from={S.QUEUED},
-        timeout=RESUME_WAIT_S,
+        wait_s=RESUME_WAIT_S,
     )
 
 
@@ -94,15 +96,17 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
             # Nothing runs it: undo its writes and end it here, in this one transaction.
             kind = supervisor.kinds[job.kind]
             await kind.discard(conn, job)
-            job = await store.transition(
-                conn, job, S.TERMINATING, actor=tenant, reason="terminate"
-            )
+            job = await store.transition(conn, job, S.TERMINATING, actor=tenant, reason="terminate")
             job = await store.transition(
                 conn, job, S.TERMINATED, actor="system", reason="rolled back"
             )
         elif job.state in (S.RUNNING, S.PAUSING):
             job = await store.transition(
-                conn, job, S.TERMINATING, actor=tenant, reason="terminate",
+                conn,
+                job,
+                S.TERMINATING,
+                actor=tenant,
+                reason="terminate",
                 control=Control.TERMINATE,
             )
         elif job.state == S.COMPLETED or job.state == S.FAILED:
@@ -118,7 +122,7 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
         tenant=tenant,
         job_id=job_id,
         away_from={S.RUNNING, S.PAUSING, S.TERMINATING},
-        timeout=supervisor.settings.control_wait_s,
+        wait_s=supervisor.settings.control_wait_s,
     )
 
 

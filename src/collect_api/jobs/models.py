@@ -32,13 +32,9 @@ S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.QUEUED: frozenset({S.RUNNING, S.PAUSED, S.TERMINATING}),
     # running → queued: the service stopped or lost the job's process; it resumes by itself.
-    S.RUNNING: frozenset(
-        {S.PAUSING, S.PAUSED, S.TERMINATING, S.COMPLETED, S.FAILED, S.QUEUED}
-    ),
+    S.RUNNING: frozenset({S.PAUSING, S.PAUSED, S.TERMINATING, S.COMPLETED, S.FAILED, S.QUEUED}),
     # pausing → running: resumed before it reached its safe point.
-    S.PAUSING: frozenset(
-        {S.PAUSED, S.RUNNING, S.TERMINATING, S.COMPLETED, S.FAILED, S.QUEUED}
-    ),
+    S.PAUSING: frozenset({S.PAUSED, S.RUNNING, S.TERMINATING, S.COMPLETED, S.FAILED, S.QUEUED}),
     S.PAUSED: frozenset({S.QUEUED, S.TERMINATING}),
     S.TERMINATING: frozenset({S.TERMINATED, S.FAILED}),
 }

@@ -33,6 +33,8 @@ Invariants:
 """
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import socket
@@ -66,7 +68,7 @@ def error_document(exc: BaseException) -> dict[str, Any]:
                 doc[key] = getattr(exc, key)
         return doc
     text = str(exc)
-    if "disk is full" in text or isinstance(exc, OSError) and exc.errno == 28:
+    if "disk is full" in text or (isinstance(exc, OSError) and exc.errno == 28):
         return {"code": "disk_full", "message": "the disk is full; free space and submit again"}
     if isinstance(exc, JobFailure):
         return {"code": exc.code, "message": text}
@@ -107,7 +109,7 @@ class Supervisor:
             asyncio.create_task(self._poll_forever(), name="collect-broker"),
         ]
 
-    async def close(self, timeout: float = 30.0) -> None:
+    async def close(self, grace_s: float = 30.0) -> None:
         """Refuse new work, stop the loops, bring running jobs to a safe stop, await all."""
         self._closing = True
         for task in self._loops:
@@ -118,7 +120,7 @@ class Supervisor:
             task.cancel()
         pending = [*self._running.values(), *self._settling]
         if pending:
-            _done, still = await asyncio.wait(pending, timeout=timeout)
+            _done, still = await asyncio.wait(pending, timeout=grace_s)
             for task in still:  # a settle that could not finish in time; its job resumes later
                 task.cancel()
             if still:
@@ -148,11 +150,9 @@ class Supervisor:
                     pass
             except Exception:  # the loop outlives a database hiccup; jobs keep their state
                 log.exception("scheduler pass failed; retrying")
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.poll_interval_s):
                     await self._wake.wait()
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def _poll_forever(self) -> None:
@@ -186,7 +186,7 @@ class Supervisor:
             active = await conn.scalar(
                 select(func.count()).select_from(JOB).where(JOB.c.state.in_(list(ACTIVE)))
             )
-            if active >= self.settings.max_running_jobs:
+            if (active or 0) >= self.settings.max_running_jobs:
                 return False
             row = (
                 await conn.execute(
@@ -279,9 +279,9 @@ class Supervisor:
     def _start(self, job: Job) -> None:
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._running[job.id] = task
-        task.add_done_callback(lambda _t, job_id=job.id: self._forget(job_id))
+        task.add_done_callback(functools.partial(self._forget, job.id))
 
-    def _forget(self, job_id: str) -> None:
+    def _forget(self, job_id: str, _task: "asyncio.Task[None] | None" = None) -> None:
         self._running.pop(job_id, None)
         self._terminating.discard(job_id)
         self.wake()  # a run slot is free
@@ -394,9 +394,7 @@ class Supervisor:
                 job = await store.transition(
                     conn, job, JobState.TERMINATING, actor=SYSTEM, reason="terminate requested"
                 )
-            job = await store.transition(
-                conn, job, state, actor=SYSTEM, reason=reason, error=error
-            )
+            job = await store.transition(conn, job, state, actor=SYSTEM, reason=reason, error=error)
         kind.release(job)
 
 

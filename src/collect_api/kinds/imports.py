@@ -79,8 +79,9 @@ async def submit_import(
         )
     dataset = upload.fields.get("dataset", "").strip()
     if not dataset:
-        raise Unprocessable("form field 'dataset' is required: the dataset to import into",
-                            field="dataset")
+        raise Unprocessable(
+            "form field 'dataset' is required: the dataset to import into", field="dataset"
+        )
     if not datasets.DATASET_NAME.match(dataset):
         raise Unprocessable(
             f"dataset name {dataset!r} is not allowed: use 1 to 63 lower-case letters, digits "
@@ -97,7 +98,7 @@ async def submit_import(
         )
     delimiter = _field(upload, "delimiter", ",", None)
     delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter)
-    if len(delimiter) != 1 or delimiter in "\"\r\n":
+    if len(delimiter) != 1 or delimiter in '"\r\n':
         raise Unprocessable(
             f"form field 'delimiter' must be one character such as , ; | or tab; got {delimiter!r}",
             field="delimiter",
@@ -219,7 +220,8 @@ class ImportKind:
                     progress=progress(records=0, offset=checkpoint["offset"], size=size, rate=None),
                 )
         encoding = Encoding(p["encoding"], p["_codec"], 0)
-        with open(upload_path(self.settings, job.id), "rb") as file:
+        file = await asyncio.to_thread(open, upload_path(self.settings, job.id), "rb")
+        try:
             reader = RecordReader(
                 file,
                 encoding=encoding,
@@ -273,6 +275,8 @@ class ImportKind:
                             rate=ctx.rate(records),
                         ),
                     )
+        finally:
+            await asyncio.to_thread(file.close)
         async with ctx.chunk() as conn:
             try:
                 dataset = await datasets.publish_import(

@@ -5,6 +5,7 @@ part is written under the data dir as it comes, and the upload stops with ``Uplo
 the moment it passes the limit, removing the partial file.
 """
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +56,7 @@ async def receive_upload(
     """Parse the multipart ``body``; the ``file_field`` part goes to ``dest``."""
     mime, options = parse_options_header(content_type or "")
     if mime != b"multipart/form-data" or b"boundary" not in options:
-        raise UploadProblem(
-            "send the file as multipart/form-data (curl: -F file=@responses.csv)"
-        )
+        raise UploadProblem("send the file as multipart/form-data (curl: -F file=@responses.csv)")
     upload = Upload()
     part = _Part()
     header_field = bytearray()
@@ -139,7 +138,5 @@ async def receive_upload(
 
 
 async def discard_file(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         await aiofiles.os.remove(path)
-    except FileNotFoundError:
-        pass
