@@ -13,6 +13,7 @@ from collect_api.settings import Settings
 from tests.helpers import (
     csv_bytes,
     dataset_rows,
+    read_csv,
     start_import,
     upload,
     wait_for,
@@ -226,3 +227,27 @@ async def test_delete_dataset(client: httpx.AsyncClient) -> None:
     assert (await client.delete("/datasets/target")).status_code == 204
     assert (await client.get("/datasets/target")).status_code == 404
     assert (await client.get("/datasets")).json() == {"items": [], "next": None}
+
+
+async def test_skip_rejects_ragged_rows_and_lists_them(client: httpx.AsyncClient) -> None:
+    content = b'a,b\r\n1,2\r\n3\r\n4,5\r\n6,7,"x,y"\r\n8,9\r\n'
+    job = await start_import(client, content, "skipped", on_error="skip")
+    done = await wait_for(client, job["id"], {"completed"})
+    assert done["result"]["rows_imported"] == 3
+    assert done["result"]["rows_rejected"] == 2
+    assert (await dataset_rows(client, "skipped"))[1] == [["1", "2"], ["4", "5"], ["8", "9"]]
+    response = await client.get(f"/jobs/{job['id']}/errors")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = read_csv(response.content)
+    assert rows[0] == ["line", "record", "column", "reason", "raw"]
+    assert [r[:2] for r in rows[1:]] == [["3", "2"], ["5", "4"]]
+    assert "1 fields" in rows[1][3] and rows[2][4] == '6,7,"x,y"'
+
+
+async def test_skip_fails_past_max_errors(client: httpx.AsyncClient) -> None:
+    content = b"a,b\r\n" + b"1\r\n" * 5 + b"2,3\r\n"
+    job = await start_import(client, content, "many", on_error="skip", max_errors="3")
+    failed = await wait_for(client, job["id"], {"failed"})
+    assert failed["error"]["code"] == "too_many_errors"
+    assert (await client.get("/datasets/many")).status_code == 404

@@ -1,8 +1,12 @@
 """Jobs: list, read, control (pause · resume · terminate) and audit trail."""
 
+import csv
+import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep
 from collect_api.api.schemas import (
@@ -79,3 +83,45 @@ async def job_history(job_id: str, services: ServicesDep, tenant: TenantDep) -> 
     async with services.db.read() as conn:
         await store.get_job(conn, job_id=job_id, tenant=tenant)
         return {"items": await store.history(conn, job_id=job_id), "next": None}
+
+
+@router.get(
+    "/jobs/{job_id}/errors",
+    response_class=StreamingResponse,
+    summary="Rejected records as CSV: line, record, column, reason, raw text",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def job_errors(job_id: str, services: ServicesDep, tenant: TenantDep) -> StreamingResponse:
+    async with services.db.read() as conn:
+        await store.get_job(conn, job_id=job_id, tenant=tenant)
+
+    async def rows() -> AsyncIterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["line", "record", "column", "reason", "raw"])
+        after = 0
+        while True:
+            async with services.db.read() as conn:
+                page = await store.rejections(conn, job_id=job_id, after=after, limit=1000)
+            for rejection in page:
+                writer.writerow(
+                    [
+                        rejection.line,
+                        rejection.record,
+                        rejection.column or "",
+                        rejection.reason,
+                        rejection.raw,
+                    ]
+                )
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+            if len(page) < 1000:
+                return
+            after = page[-1].id
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}-errors.csv"'},
+    )

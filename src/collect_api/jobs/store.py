@@ -12,10 +12,19 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.errors import InvalidTransition, JobNotFound
-from collect_api.jobs.models import TERMINAL, Job, JobHistory, JobState, can_move, utcnow
+from collect_api.jobs.models import (
+    TERMINAL,
+    Job,
+    JobHistory,
+    JobRejection,
+    JobState,
+    can_move,
+    utcnow,
+)
 
 JOB = Job.__table__  # type: ignore[attr-defined]
 HISTORY = JobHistory.__table__  # type: ignore[attr-defined]
+REJECTION = JobRejection.__table__  # type: ignore[attr-defined]
 
 # Parameters a kind keeps for itself (file paths and the like), never shown to users.
 PRIVATE_PARAM_PREFIX = "_"
@@ -160,6 +169,19 @@ async def history(conn: AsyncConnection, *, job_id: str) -> list[dict[str, Any]]
         }
         for r in rows
     ]
+
+
+async def rejections(
+    conn: AsyncConnection, *, job_id: str, after: int, limit: int
+) -> list[JobRejection]:
+    """A page of the records a job rejected, in source order."""
+    rows = await conn.execute(
+        select(REJECTION)
+        .where(REJECTION.c.job_id == job_id, REJECTION.c.id > after)
+        .order_by(REJECTION.c.id)
+        .limit(limit)
+    )
+    return [JobRejection.model_validate(dict(r._mapping)) for r in rows]
 
 
 async def _record(

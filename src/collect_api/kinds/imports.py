@@ -8,6 +8,8 @@ become the dataset's in the transaction that marks the job completed.
 """
 
 import asyncio
+import csv
+import io
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,13 +23,13 @@ from collect_api.db import Database
 from collect_api.errors import BadCsv, Conflict, DatasetNotFound, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
-from collect_api.jobs.models import Job, JobRejection, new_job_id
+from collect_api.jobs.models import Job, new_job_id
+from collect_api.jobs.store import REJECTION
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage import datasets
 from collect_api.storage.uploads import Upload
 
-REJECTION = JobRejection.__table__  # type: ignore[attr-defined]
 MODES = ("create", "append", "replace")
 ON_ERROR = ("abort", "skip")
 
@@ -165,8 +167,15 @@ def _read_header(
     return encoding, header
 
 
+def _as_csv(record: list[str], delimiter: str) -> str:
+    """The record as CSV text, quoted as needed: how the rejected record read."""
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(record)
+    return out.getvalue()
+
+
 def _read_chunk(
-    reader: RecordReader, count: int, width: int
+    reader: RecordReader, count: int, width: int, delimiter: str
 ) -> tuple[list[list[str]], list[dict[str, Any]], Any]:
     """Parse up to ``count`` records; split them into rows and rejections (wrong width)."""
     chunk = reader.read(count)
@@ -184,7 +193,7 @@ def _read_chunk(
                         "record": chunk.first_record + i,
                         "column": None,
                         "reason": f"the record has {len(record)} fields; the header has {width}",
-                        "raw": ",".join(record),
+                        "raw": _as_csv(record, delimiter),
                     }
                 )
         rows = kept
@@ -233,7 +242,7 @@ class ImportKind:
             at_end = False
             while not at_end:
                 rows, rejected, chunk = await asyncio.to_thread(
-                    _read_chunk, reader, self.settings.chunk_rows, width
+                    _read_chunk, reader, self.settings.chunk_rows, width, p["delimiter"]
                 )
                 at_end = chunk.at_end
                 if rejected and p["on_error"] == "abort":
