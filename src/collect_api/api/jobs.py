@@ -118,7 +118,7 @@ async def job_errors(job_id: str, services: ServicesDep, tenant: TenantDep) -> S
             out.truncate()
             if len(page) < 1000:
                 return
-            after = page[-1].id
+            after = page[-1].id or after
 
     return StreamingResponse(
         rows(),
