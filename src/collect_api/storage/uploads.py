@@ -17,6 +17,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 MAX_FIELD_BYTES = 64 * 1024
+WRITE_BYTES = 1 << 20
 
 
 class UploadProblem(Exception):
@@ -62,6 +63,9 @@ async def receive_upload(
     header_field = bytearray()
     header_value = bytearray()
     file_data: list[bytes] = []
+
+    def buffered() -> int:
+        return sum(map(len, file_data))
     problems: list[str] = []
 
     def on_part_begin() -> None:
@@ -127,10 +131,12 @@ async def receive_upload(
                     raise UploadTooLarge(max_bytes)
                 if problems:
                     raise UploadProblem(problems[0])
-                if file_data:
+                if buffered() >= WRITE_BYTES:  # one thread hop per MiB, not per packet
                     await out.write(b"".join(file_data))
                     file_data.clear()
             parser.finalize()
+            if file_data:
+                await out.write(b"".join(file_data))
     except BaseException:
         await discard_file(dest)
         raise
