@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collect_api import __version__
-from collect_api.api import datasets, events, health, imports, jobs
+from collect_api.api import datasets, events, exports, health, imports, jobs
 from collect_api.api.deps import Services
 from collect_api.db import Database
 from collect_api.errors import CollectError
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+        settings.exports_dir.mkdir(parents=True, exist_ok=True)
         # The csv module's limit is per process and counts characters; bytes ≥ characters.
         csv.field_size_limit(settings.max_field_bytes)
         db = Database(settings.database_url)
@@ -95,6 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             500, "Internal server error", "The service failed on this request; try again."
         )
 
-    for router in (imports.router, jobs.router, events.router, datasets.router, health.router):
+    for router in (
+        imports.router,
+        exports.router,
+        jobs.router,
+        events.router,
+        datasets.router,
+        health.router,
+    ):
         app.include_router(router)
     return app

@@ -19,6 +19,7 @@ The SQLite settings, each applied to every connection:
 - ``foreign_keys=ON``: history rows cannot outlive their job.
 """
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 BUSY_TIMEOUT_MS = 60_000
+_NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def collect_number(text: object) -> float | None:
+    """SQL ``collect_number(cell)``: the number a text cell holds, or NULL if it holds none.
+    Only plain decimal notation counts (not ``inf``, ``nan`` or ``1_000``)."""
+    if isinstance(text, str) and _NUMBER.fullmatch(text):
+        return float(text)
+    return None
 
 
 def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
@@ -45,6 +55,7 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
+        dbapi_connection.create_function("collect_number", 1, collect_number, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

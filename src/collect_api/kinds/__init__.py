@@ -1,10 +1,11 @@
 """One module per job kind: the checkpointed step function it runs."""
 
 from collect_api.jobs.registry import JobKind
+from collect_api.kinds.exports import ExportKind
 from collect_api.kinds.imports import ImportKind
 from collect_api.settings import Settings
 
 
 def all_kinds(settings: Settings) -> dict[str, JobKind]:
-    kinds: list[JobKind] = [ImportKind(settings)]
+    kinds: list[JobKind] = [ImportKind(settings), ExportKind(settings)]
     return {kind.name: kind for kind in kinds}

@@ -106,6 +106,50 @@ async def read_rows(
     return list(result.all())
 
 
+async def max_row(conn: AsyncConnection, dataset: Dataset) -> int:
+    """The greatest row key now: an export's snapshot reads no row beyond it."""
+    result = await conn.exec_driver_sql(
+        f'SELECT coalesce(max(_row), 0) FROM "{_checked(dataset.table_name)}"'
+    )
+    return int(result.scalar_one())
+
+
+async def count_rows(
+    conn: AsyncConnection, dataset: Dataset, *, max_row: int, where: tuple[str, list[Any]]
+) -> int:
+    sql, params = where
+    result = await conn.exec_driver_sql(
+        f'SELECT count(*) FROM "{_checked(dataset.table_name)}" WHERE _row <= ? AND ({sql})',
+        (max_row, *params),
+    )
+    return int(result.scalar_one())
+
+
+async def read_chunk(
+    conn: AsyncConnection,
+    *,
+    table: str,
+    projection: list[int],
+    where: tuple[str, list[Any]],
+    after: int,
+    upto: int,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """Up to ``limit`` rows with keys in ``(after, upto]`` matching ``where``, in key order,
+    each ``(row key, projected fields...)``: keyset pagination, as the driver's tuples."""
+    sql, params = where
+    names = ", ".join(["_row", *(f"c{i}" for i in projection)])
+    query = (
+        f'SELECT {names} FROM "{_checked(table)}" '
+        f"WHERE _row > ? AND _row <= ? AND ({sql}) ORDER BY _row LIMIT ?"
+    )
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    async with driver.execute(query, (after, upto, *params, limit)) as cursor:
+        return list(await cursor.fetchall())
+
+
 async def delete_dataset(conn: AsyncConnection, dataset: Dataset) -> None:
     await drop_table(conn, dataset.table_name)
     await conn.execute(delete(DATASET).where(DATASET.c.id == dataset.id))

@@ -66,6 +66,7 @@ async def receive_upload(
 
     def buffered() -> int:
         return sum(map(len, file_data))
+
     problems: list[str] = []
 
     def on_part_begin() -> None:

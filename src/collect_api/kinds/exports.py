@@ -1,0 +1,221 @@
+"""The export kind: write a dataset, filtered and projected, to a downloadable CSV file.
+
+The export is a snapshot of the dataset as it was when the job started: it reads the rows
+of the table that held the dataset then, up to the row key that was last then (keyset
+pagination on ``_row``, never OFFSET). Rows appended later have greater keys and are not
+read; a replaced or deleted dataset makes the job fail rather than mix versions.
+
+Checkpoint: ``{last_row, bytes, rows, ...}`` — the last row key written, the file's size
+and the rows written, committed after the chunk's bytes are in the file. A resumed run cuts
+the file back to ``bytes`` and reads on from ``last_row``.
+"""
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collect_api.db import Database
+from collect_api.errors import DatasetNotFound, Unprocessable
+from collect_api.jobs import store
+from collect_api.jobs.context import JobContext
+from collect_api.jobs.models import Job, JobState, new_job_id
+from collect_api.jobs.supervisor import JobFailure
+from collect_api.settings import Settings
+from collect_api.storage import datasets
+from collect_api.storage.exports import encode_chunk, export_path, write_at
+from collect_api.storage.filters import Filter, FilterProblem, check_filters, compile_filters
+
+
+def _progress(
+    *, rows: int, total: int | None, size: int, rate: float | None, done: bool = False
+) -> dict[str, Any]:
+    if done:
+        percent = 100.0
+    elif total:
+        percent = min(99.99, int(rows * 10000 / total) / 100)
+    else:
+        percent = 0.0
+    eta = round((total - rows) / rate, 1) if rate and total is not None and not done else None
+    return {
+        "done": rows,
+        "total": total,
+        "percent": percent,
+        "unit": "rows",
+        "bytes_done": size,
+        "bytes_total": size if done else None,
+        "rate_per_s": round(rate, 1) if rate else None,
+        "eta_s": 0.0 if done else eta,
+    }
+
+
+async def submit_export(
+    *,
+    db: Database,
+    tenant: str,
+    dataset: str,
+    columns: list[str] | None,
+    filters: list[Filter],
+    gzipped: bool,
+) -> Job:
+    """Validate an export request against the dataset and queue its job."""
+    async with db.write() as conn:
+        try:
+            found = await datasets.get_dataset(conn, tenant=tenant, name=dataset)
+        except DatasetNotFound as exc:
+            raise Unprocessable(exc.detail, field="dataset") from None
+        if columns is not None:
+            unknown = [c for c in columns if c not in found.columns]
+            if unknown:
+                raise Unprocessable(
+                    f"dataset {dataset!r} has no column {unknown[0]!r}; its columns are "
+                    f"{found.columns}",
+                    field="columns",
+                )
+            if not columns or len(set(columns)) != len(columns):
+                raise Unprocessable(
+                    "columns must name each column once, and at least one", field="columns"
+                )
+        try:
+            check_filters(filters, found.columns)
+        except FilterProblem as exc:
+            raise Unprocessable(str(exc), field=exc.field) from None
+        params = {
+            "dataset": dataset,
+            "columns": columns,
+            "filters": [{"column": f.column, "op": f.op, "value": f.value} for f in filters],
+            "gzip": gzipped,
+        }
+        return await store.insert_job(
+            conn,
+            job_id=new_job_id(),
+            tenant=tenant,
+            kind=ExportKind.name,
+            params=params,
+            progress=_progress(rows=0, total=None, size=0, rate=None),
+            actor=tenant,
+        )
+
+
+class ExportKind:
+    name: ClassVar[str] = "export"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def path(self, job: Job) -> Path:
+        return export_path(self.settings.exports_dir, job.id, gzipped=bool(job.params["gzip"]))
+
+    async def run(self, ctx: JobContext) -> None:
+        job = ctx.job
+        p = job.params
+        path = self.path(job)
+        cp = job.checkpoint
+        if cp is None:
+            cp = await self._begin(ctx, path)
+        where = compile_filters([Filter(**f) for f in p["filters"]], cp["columns"])
+        while True:
+            async with ctx.db.read() as conn:
+                current = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
+                if current is None or current.table_name != cp["table"]:
+                    what = "deleted" if current is None else "replaced"
+                    raise JobFailure(
+                        f"dataset {p['dataset']!r} was {what} while it was being exported; "
+                        "export it again",
+                        code="dataset_changed",
+                    )
+                rows = await datasets.read_chunk(
+                    conn,
+                    table=cp["table"],
+                    projection=cp["projection"],
+                    where=where,
+                    after=cp["last_row"],
+                    upto=cp["max_row"],
+                    limit=cp["chunk_rows"],
+                )
+            if not rows:
+                break
+            size = await asyncio.to_thread(
+                write_at,
+                path,
+                cp["bytes"],
+                encode_chunk(rows, header=None, gzipped=p["gzip"]),
+            )
+            written = cp["rows"] + len(rows)
+            cp = {**cp, "last_row": rows[-1][0], "bytes": size, "rows": written}
+            async with ctx.chunk() as conn:
+                await ctx.save(
+                    conn,
+                    checkpoint=cp,
+                    progress=_progress(
+                        rows=written, total=cp["total"], size=size, rate=ctx.rate(written)
+                    ),
+                )
+            if len(rows) < cp["chunk_rows"]:
+                break
+        # Make the file durable before the job says it is complete.
+        await asyncio.to_thread(write_at, path, cp["bytes"], b"", sync=True)
+        async with ctx.chunk() as conn:
+            await ctx.finish(
+                conn,
+                result={
+                    "dataset": p["dataset"],
+                    "rows": cp["rows"],
+                    "bytes": cp["bytes"],
+                    "filename": download_name(job),
+                    "download_url": f"/jobs/{job.id}/result",
+                },
+                progress=_progress(
+                    rows=cp["rows"],
+                    total=cp["rows"],
+                    size=cp["bytes"],
+                    rate=ctx.rate(cp["rows"]),
+                    done=True,
+                ),
+            )
+
+    async def _begin(self, ctx: JobContext, path: Path) -> dict[str, Any]:
+        """Fix the snapshot (table and last row key), count the rows, write the header."""
+        job = ctx.job
+        p = job.params
+        async with ctx.db.read() as conn:
+            found = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
+            if found is None:
+                raise JobFailure(
+                    f"dataset {p['dataset']!r} was deleted before the export started",
+                    code="dataset_changed",
+                )
+            max_row = await datasets.max_row(conn, found)
+            where = compile_filters([Filter(**f) for f in p["filters"]], found.columns)
+            total = await datasets.count_rows(conn, found, max_row=max_row, where=where)
+        names = p["columns"] or found.columns
+        header = encode_chunk([], header=names, gzipped=p["gzip"])
+        size = await asyncio.to_thread(write_at, path, 0, header)
+        cp = {
+            "table": found.table_name,
+            "columns": found.columns,
+            "projection": [found.columns.index(c) for c in names],
+            "max_row": max_row,
+            "total": total,
+            "chunk_rows": self.settings.chunk_rows,
+            "last_row": 0,
+            "bytes": size,
+            "rows": 0,
+        }
+        async with ctx.chunk() as conn:
+            await ctx.save(
+                conn, checkpoint=cp, progress=_progress(rows=0, total=total, size=size, rate=None)
+            )
+        return cp
+
+    async def discard(self, conn: AsyncConnection, job: Job) -> None:
+        """An export writes nothing to the database; its file goes in ``release``."""
+
+    def release(self, job: Job) -> None:
+        if job.state != JobState.COMPLETED:
+            self.path(job).unlink(missing_ok=True)
+
+
+def download_name(job: Job) -> str:
+    return f"{job.params['dataset']}-{job.id}.csv{'.gz' if job.params['gzip'] else ''}"
