@@ -1,0 +1,301 @@
+"""CSV export: filters and projections, snapshots, byte-identical resumes, downloads."""
+
+import asyncio
+import gzip
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from make_csv import HEADER, responses, write_responses_csv
+
+from collect_api.app import create_app
+from collect_api.settings import Settings
+from tests.conftest import make_settings
+from tests.helpers import csv_bytes, read_csv, start_import, wait_for, wait_progress
+
+ROWS = 3_000
+SEED = 17
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("src") / "responses.csv"
+    write_responses_csv(path, ROWS, seed=SEED)
+    return path
+
+
+async def load(client: httpx.AsyncClient, source: Path, name: str = "responses") -> None:
+    job = await start_import(client, source, name)
+    await wait_for(client, job["id"], {"completed"})
+
+
+async def export(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await client.post("/exports", json={"dataset": "responses", **body})
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/jobs/{response.json()['id']}"
+    return response.json()
+
+
+async def download(client: httpx.AsyncClient, job_id: str) -> bytes:
+    response = await client.get(f"/jobs/{job_id}/result")
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def select(columns: list[str] | None, keep: Any) -> list[list[str]]:
+    """The expected export, computed from the generator, not from the service."""
+    names = columns or HEADER
+    rows = [dict(zip(HEADER, r, strict=True)) for r in responses(ROWS, seed=SEED)]
+    return [names] + [[r[c] for c in names] for r in rows if keep(r)]
+
+
+CASES = [
+    ({}, lambda r: True),
+    ({"columns": ["comment", "response_id"]}, lambda r: True),
+    (
+        {"filters": [{"column": "age", "op": "gt", "value": 30}]},
+        lambda r: float(r["age"]) > 30,
+    ),
+    (
+        {
+            "columns": ["country", "age", "score"],
+            "filters": [
+                {"column": "age", "op": "le", "value": 40},
+                {"column": "score", "op": "ge", "value": 5.5},
+                {"column": "consent", "op": "eq", "value": "yes"},
+            ],
+        },
+        lambda r: float(r["age"]) <= 40 and float(r["score"]) >= 5.5 and r["consent"] == "yes",
+    ),
+    (
+        {"filters": [{"column": "comment", "op": "contains", "value": ","}]},
+        lambda r: "," in r["comment"],
+    ),
+    (
+        {"filters": [{"column": "country", "op": "in", "value": ["日本", "España", "France"]}]},
+        lambda r: r["country"] in {"日本", "España", "France"},
+    ),
+    (
+        {
+            "filters": [
+                {"column": "country", "op": "ne", "value": "France"},
+                {"column": "response_id", "op": "in", "value": [1, 2, 3, 500, 2999]},
+            ]
+        },
+        lambda r: r["country"] != "France" and int(r["response_id"]) in {1, 2, 3, 500, 2999},
+    ),
+    (
+        # Text comparison when the value is a string: "9" > "30" as text.
+        {"filters": [{"column": "age", "op": "gt", "value": "30"}]},
+        lambda r: r["age"] > "30",
+    ),
+    (
+        {"filters": [{"column": "age", "op": "lt", "value": 0}]},
+        lambda r: False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_body", "keep"), CASES)
+async def test_filters_and_projections_select_exactly(
+    client: httpx.AsyncClient, source: Path, request_body: dict[str, Any], keep: Any
+) -> None:
+    await load(client, source)
+    job = await export(client, **request_body)
+    done = await wait_for(client, job["id"], {"completed"})
+    expected = select(request_body.get("columns"), keep)
+    data = await download(client, job["id"])
+    assert read_csv(data) == expected
+    assert done["result"]["rows"] == len(expected) - 1
+    assert done["result"]["bytes"] == len(data)
+    assert done["progress"]["total"] == len(expected) - 1
+
+
+async def test_gzip_export_is_a_gzip_of_the_csv(client: httpx.AsyncClient, source: Path) -> None:
+    await load(client, source)
+    plain = await export(client)
+    zipped = await export(client, gzip=True)
+    await wait_for(client, plain["id"], {"completed"})
+    await wait_for(client, zipped["id"], {"completed"})
+    response = await client.get(f"/jobs/{zipped['id']}/result")
+    assert response.headers["content-type"] == "application/gzip"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="responses-{zipped["id"]}.csv.gz"'
+    )
+    assert gzip.decompress(response.content) == await download(client, plain["id"])
+
+
+@pytest.mark.settings(chunk_rows=10)
+@pytest.mark.parametrize("gzipped", [False, True])
+async def test_pause_resume_gives_a_byte_identical_file(
+    client: httpx.AsyncClient, source: Path, gzipped: bool
+) -> None:
+    await load(client, source)
+    clean = await export(client, gzip=gzipped)
+    await wait_for(client, clean["id"], {"completed"})
+    expected = await download(client, clean["id"])
+
+    rng = random.Random(4)
+    job = await export(client, gzip=gzipped)
+    cycles = 0
+    while cycles < 5:
+        await wait_progress(client, job["id"], 1)
+        await asyncio.sleep(rng.uniform(0, 0.05))
+        paused = await client.post(f"/jobs/{job['id']}/pause")
+        if paused.status_code == 409 or paused.json()["state"] == "completed":
+            break
+        assert paused.json()["state"] == "paused"
+        cycles += 1
+        assert (await client.get(f"/jobs/{job['id']}/result")).status_code == 409
+        await client.post(f"/jobs/{job['id']}/resume")
+    assert cycles == 5
+    await wait_for(client, job["id"], {"completed"})
+    assert await download(client, job["id"]) == expected
+
+
+async def test_restart_mid_export_gives_a_byte_identical_file(tmp_path: Path, source: Path) -> None:
+    settings = make_settings(tmp_path, chunk_rows=5)
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, shutdown_timeout=60) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
+        ) as client,
+    ):
+        await load(client, source)
+        clean = await export(client)
+        await wait_for(client, clean["id"], {"completed"})
+        expected = await download(client, clean["id"])
+        job = await export(client)
+        interrupted = await wait_progress(client, job["id"], 200)
+        assert interrupted["state"] == "running"
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, shutdown_timeout=60) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
+        ) as client,
+    ):
+        await wait_for(client, job["id"], {"completed"})
+        assert await download(client, job["id"]) == expected
+
+
+@pytest.mark.settings(chunk_rows=5)
+@pytest.mark.parametrize("when", ["running", "paused"])
+async def test_terminated_export_leaves_no_file(
+    client: httpx.AsyncClient, settings: Settings, source: Path, when: str
+) -> None:
+    await load(client, source)
+    job = await export(client)
+    await wait_progress(client, job["id"], 1)
+    assert list(settings.exports_dir.iterdir())  # the partial file exists while it runs
+    if when == "paused":
+        assert (await client.post(f"/jobs/{job['id']}/pause")).json()["state"] == "paused"
+    ended = await client.post(f"/jobs/{job['id']}/terminate")
+    assert ended.json()["state"] == "terminated"
+    assert list(settings.exports_dir.iterdir()) == []
+    result = await client.get(f"/jobs/{job['id']}/result")
+    assert result.status_code in (404, 409)
+    assert result.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.settings(chunk_rows=5)
+async def test_export_is_a_snapshot_of_the_dataset_when_it_started(
+    client: httpx.AsyncClient, source: Path
+) -> None:
+    await load(client, source)
+    job = await export(client)
+    await wait_progress(client, job["id"], 1)
+    late = [[f"late-{i}"] + [""] * (len(HEADER) - 1) for i in range(50)]
+    appended = await start_import(client, csv_bytes(HEADER, late), "responses", mode="append")
+    await wait_for(client, appended["id"], {"completed"})
+    running = (await client.get(f"/jobs/{job['id']}")).json()
+    assert running["state"] == "running", "the export should still be running"
+    await wait_for(client, job["id"], {"completed"})
+    rows = read_csv(await download(client, job["id"]))
+    assert rows == select(None, lambda r: True)
+    assert (await client.get("/datasets/responses")).json()["row_count"] == ROWS + 50
+
+
+@pytest.mark.settings(chunk_rows=5)
+async def test_replacing_the_dataset_mid_export_fails_the_export(
+    client: httpx.AsyncClient, settings: Settings, source: Path
+) -> None:
+    await load(client, source)
+    job = await export(client)
+    await wait_progress(client, job["id"], 1)
+    replaced = await start_import(client, csv_bytes(["x"], [["1"]]), "responses", mode="replace")
+    await wait_for(client, replaced["id"], {"completed"})
+    failed = await wait_for(client, job["id"], {"failed"})
+    assert failed["error"]["code"] == "dataset_changed"
+    assert "replaced" in failed["error"]["message"]
+    assert list(settings.exports_dir.iterdir()) == []
+
+
+async def test_range_download_returns_the_right_bytes(
+    client: httpx.AsyncClient, source: Path
+) -> None:
+    await load(client, source)
+    job = await export(client)
+    await wait_for(client, job["id"], {"completed"})
+    whole = await download(client, job["id"])
+    response = await client.get(f"/jobs/{job['id']}/result", headers={"Range": "bytes=100-1099"})
+    assert response.status_code == 206
+    assert response.content == whole[100:1100]
+    assert response.headers["content-range"] == f"bytes 100-1099/{len(whole)}"
+    tail = await client.get(f"/jobs/{job['id']}/result", headers={"Range": "bytes=-10"})
+    assert tail.content == whole[-10:]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"dataset": "nope"}, "nope"),
+        ({"dataset": "responses", "columns": ["age", "shoe_size"]}, "shoe_size"),
+        (
+            {"dataset": "responses", "filters": [{"column": "height", "op": "eq", "value": 1}]},
+            "height",
+        ),
+        (
+            {"dataset": "responses", "filters": [{"column": "age", "op": "like", "value": 1}]},
+            "like",
+        ),
+        (
+            {"dataset": "responses", "filters": [{"column": "age", "op": "in", "value": 3}]},
+            "in",
+        ),
+        (
+            {"dataset": "responses", "filters": [{"column": "age", "op": "gt", "value": [1]}]},
+            "gt",
+        ),
+        (
+            {"dataset": "responses", "filters": [{"column": "age", "op": "contains", "value": 4}]},
+            "contains",
+        ),
+        ({"dataset": "responses", "gzip": "maybe"}, "gzip"),
+    ],
+)
+async def test_bad_export_requests_get_422_naming_the_problem(
+    client: httpx.AsyncClient, source: Path, body: dict[str, Any], named: str
+) -> None:
+    await load(client, source)
+    response = await client.post("/exports", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert named in response.json()["detail"]
+    assert (await client.get("/jobs", params={"kind": "export"})).json()["items"] == []
+
+
+async def test_an_import_has_no_result_file(client: httpx.AsyncClient, source: Path) -> None:
+    job = await start_import(client, source, "responses")
+    assert (await client.get(f"/jobs/{job['id']}/result")).status_code in (404, 409)
