@@ -9,7 +9,8 @@ from collect_api.api.schemas import PROBLEM_RESPONSES, JobPublic
 from collect_api.errors import PayloadTooLarge, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.models import new_job_id
-from collect_api.kinds.imports import submit_import, upload_path
+from collect_api.kinds.csvsource import upload_path
+from collect_api.kinds.imports import submit_import
 from collect_api.storage.uploads import UploadProblem, UploadTooLarge, discard_file, receive_upload
 
 router = APIRouter(tags=["imports"], responses={**PROBLEM_RESPONSES, 413: PROBLEM_RESPONSES[422]})

@@ -1,0 +1,259 @@
+"""What the kinds that read an uploaded CSV (import, teams) share.
+
+- ``inspect_upload``: the upload's form options (``on_error``, ``max_errors``, ``encoding``,
+  ``delimiter``) and its header, checked before any job exists.
+- ``read_chunks``: the records from a checkpoint on, a chunk at a time, with the
+  ``on_error`` policy applied: ``abort`` fails the job at the first bad record, naming its
+  line; ``skip`` sets bad records aside (``save_rejections``) until ``max_errors``.
+
+Checkpoint: ``{offset, line, records, rejected}`` — the byte offset and physical line of the
+next unread record, the records read and rejected so far. A kind adds its own counters.
+"""
+
+import asyncio
+import contextlib
+import csv
+import io
+import math
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collect_api.csvio import (
+    CsvProblem,
+    Encoding,
+    Header,
+    RecordReader,
+    read_header,
+    resolve_encoding,
+)
+from collect_api.errors import BadCsv, Unprocessable
+from collect_api.jobs.models import Job
+from collect_api.jobs.store import REJECTION
+from collect_api.jobs.supervisor import JobFailure
+from collect_api.settings import Settings
+from collect_api.storage.uploads import Upload
+
+ON_ERROR = ("abort", "skip")
+
+
+def upload_path(settings: Settings, job_id: str) -> Path:
+    return settings.uploads_dir / f"{job_id}.csv"
+
+
+def progress(
+    *, records: int, offset: int, size: int, rate: float | None, done: bool = False
+) -> dict[str, Any]:
+    """Progress by records; percent and ETA from bytes, the one total known up front."""
+    percent = 100.0 if done or size == 0 else min(99.99, math.floor(offset * 10000 / size) / 100)
+    eta = None
+    if rate and not done and records and offset:
+        eta = round((size - offset) / (rate * offset / records), 1)
+    return {
+        "done": records,
+        "total": records if done else None,
+        "percent": percent,
+        "unit": "records",
+        "bytes_done": size if done else offset,
+        "bytes_total": size,
+        "rate_per_s": round(rate, 1) if rate else None,
+        "eta_s": 0.0 if done else eta,
+    }
+
+
+def form_field(upload: Upload, name: str, default: str, allowed: tuple[str, ...] | None) -> str:
+    value = upload.fields.get(name, default).strip() or default
+    if allowed is not None and value not in allowed:
+        raise Unprocessable(
+            f"form field {name!r} must be one of {', '.join(allowed)}; got {value!r}",
+            field=name,
+        )
+    return value
+
+
+async def inspect_upload(
+    *, settings: Settings, upload: Upload, path: Path
+) -> tuple[dict[str, Any], Header]:
+    """The job parameters an uploaded CSV gives, and its header; 4xx if it cannot be read."""
+    if not upload.received_file:
+        raise Unprocessable(
+            "the form has no 'file' part; attach the CSV as file (curl: -F file=@data.csv)",
+            field="file",
+        )
+    on_error = form_field(upload, "on_error", "abort", ON_ERROR)
+    max_errors = form_field(upload, "max_errors", "1000", None)
+    if not max_errors.isdigit():
+        raise Unprocessable(
+            f"form field 'max_errors' must be a whole number; got {max_errors!r}",
+            field="max_errors",
+        )
+    delimiter = form_field(upload, "delimiter", ",", None)
+    delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter)
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise Unprocessable(
+            f"form field 'delimiter' must be one character such as , ; | or tab; got {delimiter!r}",
+            field="delimiter",
+        )
+    try:
+        encoding, header, size = await asyncio.to_thread(
+            _read_header, path, upload.fields.get("encoding", "utf-8"), delimiter, settings
+        )
+    except CsvProblem as exc:
+        raise BadCsv(str(exc), code=exc.code, line=exc.line) from None
+    params = {
+        "on_error": on_error,
+        "max_errors": int(max_errors),
+        "encoding": encoding.name,
+        "delimiter": delimiter,
+        "filename": upload.filename,
+        "columns": header.columns,
+        "bytes": size,
+        "_codec": encoding.codec,
+        "_data_offset": header.offset,
+        "_data_line": header.line,
+    }
+    return params, header
+
+
+def _read_header(
+    path: Path, encoding_name: str, delimiter: str, settings: Settings
+) -> tuple[Encoding, Header, int]:
+    encoding = resolve_encoding(path, encoding_name)
+    header = read_header(
+        path, encoding=encoding, delimiter=delimiter, max_columns=settings.max_columns
+    )
+    return encoding, header, path.stat().st_size
+
+
+def first_checkpoint(params: dict[str, Any], **counters: int) -> dict[str, Any]:
+    return {
+        "offset": params["_data_offset"],
+        "line": params["_data_line"],
+        "records": 0,
+        "rejected": 0,
+        **counters,
+    }
+
+
+@dataclass
+class Chunk:
+    rows: list[list[str]]
+    # Records set aside: {line, record, column, reason, raw}.
+    rejected: list[dict[str, Any]]
+    # Where the next chunk starts; the kind adds its counters and commits it with the rows.
+    checkpoint: dict[str, Any]
+
+
+def reject(
+    record: list[str], *, line: int, number: int, column: str | None, reason: str, delimiter: str
+) -> dict[str, Any]:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(record)
+    return {
+        "line": line,
+        "record": number,
+        "column": column,
+        "reason": reason,
+        "raw": out.getvalue(),
+    }
+
+
+def _read_chunk(
+    reader: RecordReader, count: int, width: int, delimiter: str
+) -> tuple[list[list[str]], list[dict[str, Any]], Any]:
+    """Parse up to ``count`` records; split them into rows and rejections (wrong width)."""
+    chunk = reader.read(count)
+    rows = chunk.records
+    rejected: list[dict[str, Any]] = []
+    if any(len(record) != width for record in rows):
+        kept = []
+        for i, record in enumerate(rows):
+            if len(record) == width:
+                kept.append(record)
+            else:
+                rejected.append(
+                    reject(
+                        record,
+                        line=chunk.lines[i],
+                        number=chunk.first_record + i,
+                        column=None,
+                        reason=f"the record has {len(record)} fields; the header has {width}",
+                        delimiter=delimiter,
+                    )
+                )
+        rows = kept
+    return rows, rejected, chunk
+
+
+def apply_policy(job: Job, rejected: list[dict[str, Any]], total_rejected: int) -> None:
+    """Fail the job as its ``on_error`` policy says, naming the line."""
+    if not rejected:
+        return
+    if job.params["on_error"] == "abort":
+        first = rejected[0]
+        raise CsvProblem(
+            first["reason"] + "; fix the record or import with on_error=skip",
+            line=first["line"],
+            record=first["record"],
+            column=first["column"],
+            code="bad_record",
+        )
+    if total_rejected > job.params["max_errors"]:
+        raise JobFailure(
+            f"more than {job.params['max_errors']} records were rejected (the last at line "
+            f"{rejected[-1]['line']}); see GET /jobs/{job.id}/errors",
+            code="too_many_errors",
+        )
+
+
+async def read_chunks(
+    *, settings: Settings, job: Job, checkpoint: dict[str, Any]
+) -> AsyncGenerator[Chunk, None]:
+    """The records after ``checkpoint``, a chunk at a time; use with ``contextlib.aclosing``
+    so the file is closed when the consumer stops early."""
+    p = job.params
+    width = len(p["columns"])
+    file = await asyncio.to_thread(open, upload_path(settings, job.id), "rb")
+    try:
+        reader = RecordReader(
+            file,
+            encoding=Encoding(p["encoding"], p["_codec"], 0),
+            delimiter=p["delimiter"],
+            offset=checkpoint["offset"],
+            line=checkpoint["line"],
+            record=checkpoint["records"],
+        )
+        while True:
+            rows, rejected, parsed = await asyncio.to_thread(
+                _read_chunk, reader, settings.chunk_rows, width, p["delimiter"]
+            )
+            total_rejected = checkpoint["rejected"] + len(rejected)
+            apply_policy(job, rejected, total_rejected)
+            checkpoint = {
+                **checkpoint,
+                "offset": parsed.next_offset,
+                "line": parsed.next_line,
+                "records": checkpoint["records"] + len(parsed.records),
+                "rejected": total_rejected,
+            }
+            yield Chunk(rows=rows, rejected=rejected, checkpoint=checkpoint)
+            if parsed.at_end:
+                return
+    finally:
+        await asyncio.to_thread(file.close)
+
+
+async def save_rejections(
+    conn: AsyncConnection, job_id: str, rejected: list[dict[str, Any]]
+) -> None:
+    if rejected:
+        await conn.execute(insert(REJECTION), [{"job_id": job_id, **r} for r in rejected])
+
+
+def release_upload(settings: Settings, job: Job) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        upload_path(settings, job.id).unlink()
