@@ -206,6 +206,34 @@ def write_responses_csv(
     return os.path.getsize(path)
 
 
+TEAMS_HEADER: list[str] = ["team", "member_email", "member_name", "role"]
+_TEAM_WORDS = ["Sales", "Support", "Research", "Field ops", "Équipe Nord", "東京", "Design"]
+
+
+def team_rows(rows: int, *, seed: int = 0, teams: int = 40) -> Iterator[list[str]]:
+    """Memberships of ``teams`` teams: team names repeat with other casing and spacing
+    (the same team), members repeat in a team now and then, roles vary in case."""
+    rng = random.Random(seed)
+    names = [
+        f"{_TEAM_WORDS[i % len(_TEAM_WORDS)]} {i // len(_TEAM_WORDS) + 1}" for i in range(teams)
+    ]
+    for _ in range(rows):
+        name = rng.choice(names)
+        spelled = rng.choice([name, name.upper(), f"  {name} ", name.lower()])
+        person = rng.randrange(rows // 2 + 1)
+        role = rng.choice(["member", "member", "member", "lead", "Member", "LEAD"])
+        yield [spelled, f"person{person}@example.org", f"Person {person}", role]
+
+
+def write_teams_csv(path: str | os.PathLike[str], rows: int, *, seed: int = 0) -> int:
+    """Write a teams CSV (team, member_email, member_name, role); return its size."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        writer.writerow(TEAMS_HEADER)
+        writer.writerows(team_rows(rows, seed=seed))
+    return os.path.getsize(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write a deterministic form-responses CSV.")
     parser.add_argument("out", help="path of the CSV file to write")
@@ -216,9 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plain", action="store_true", help="plain ASCII comments, no quotes or line breaks"
     )
+    parser.add_argument("--teams", action="store_true", help="write a teams CSV instead")
     args = parser.parse_args(argv)
     if args.rows < 0:
         parser.error("--rows must be >= 0")
+    if args.teams:
+        size = write_teams_csv(args.out, args.rows, seed=args.seed)
+        print(f"wrote {args.rows} memberships, {size} bytes to {args.out}", file=sys.stderr)
+        return 0
 
     size = write_responses_csv(
         args.out,

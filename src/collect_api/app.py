@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collect_api import __version__
-from collect_api.api import datasets, events, exports, health, imports, jobs
+from collect_api.api import datasets, events, exports, health, imports, jobs, teams
 from collect_api.api.deps import Services
 from collect_api.db import Database
 from collect_api.errors import CollectError
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         imports.router,
         exports.router,
+        teams.router,
         jobs.router,
         events.router,
         datasets.router,

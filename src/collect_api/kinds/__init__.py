@@ -3,9 +3,10 @@
 from collect_api.jobs.registry import JobKind
 from collect_api.kinds.exports import ExportKind
 from collect_api.kinds.imports import ImportKind
+from collect_api.kinds.teams import TeamsKind
 from collect_api.settings import Settings
 
 
 def all_kinds(settings: Settings) -> dict[str, JobKind]:
-    kinds: list[JobKind] = [ImportKind(settings), ExportKind(settings)]
+    kinds: list[JobKind] = [ImportKind(settings), ExportKind(settings), TeamsKind(settings)]
     return {kind.name: kind for kind in kinds}

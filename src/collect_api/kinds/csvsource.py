@@ -27,6 +27,7 @@ from collect_api.csvio import (
     CsvProblem,
     Encoding,
     Header,
+    RecordChunk,
     RecordReader,
     read_header,
     resolve_encoding,
@@ -146,6 +147,15 @@ class Chunk:
     rejected: list[dict[str, Any]]
     # Where the next chunk starts; the kind adds its counters and commits it with the rows.
     checkpoint: dict[str, Any]
+    parsed: RecordChunk
+    # Indices in ``parsed.records`` of ``rows``; None when every record was kept.
+    kept: list[int] | None
+
+    def positions(self) -> list[tuple[int, int]]:
+        """``(line, record number)`` of each row, for the kinds that check rows further."""
+        indices = self.kept if self.kept is not None else range(len(self.parsed.records))
+        first = self.parsed.first_record
+        return [(self.parsed.lines[i], first + i) for i in indices]
 
 
 def reject(
@@ -162,18 +172,18 @@ def reject(
     }
 
 
-def _read_chunk(
-    reader: RecordReader, count: int, width: int, delimiter: str
-) -> tuple[list[list[str]], list[dict[str, Any]], Any]:
-    """Parse up to ``count`` records; split them into rows and rejections (wrong width)."""
+def _read_chunk(reader: RecordReader, count: int, width: int, delimiter: str) -> "Chunk":
+    """Parse up to ``count`` records; split them into rows and rejections (wrong width).
+    The checkpoint is left to the caller."""
     chunk = reader.read(count)
     rows = chunk.records
     rejected: list[dict[str, Any]] = []
+    kept: list[int] | None = None
     if any(len(record) != width for record in rows):
         kept = []
         for i, record in enumerate(rows):
             if len(record) == width:
-                kept.append(record)
+                kept.append(i)
             else:
                 rejected.append(
                     reject(
@@ -185,8 +195,8 @@ def _read_chunk(
                         delimiter=delimiter,
                     )
                 )
-        rows = kept
-    return rows, rejected, chunk
+        rows = [rows[i] for i in kept]
+    return Chunk(rows=rows, rejected=rejected, checkpoint={}, parsed=chunk, kept=kept)
 
 
 def apply_policy(job: Job, rejected: list[dict[str, Any]], total_rejected: int) -> None:
@@ -228,19 +238,20 @@ async def read_chunks(
             record=checkpoint["records"],
         )
         while True:
-            rows, rejected, parsed = await asyncio.to_thread(
+            chunk = await asyncio.to_thread(
                 _read_chunk, reader, settings.chunk_rows, width, p["delimiter"]
             )
-            total_rejected = checkpoint["rejected"] + len(rejected)
-            apply_policy(job, rejected, total_rejected)
-            checkpoint = {
+            parsed = chunk.parsed
+            total_rejected = checkpoint["rejected"] + len(chunk.rejected)
+            apply_policy(job, chunk.rejected, total_rejected)
+            chunk.checkpoint = checkpoint = {
                 **checkpoint,
                 "offset": parsed.next_offset,
                 "line": parsed.next_line,
                 "records": checkpoint["records"] + len(parsed.records),
                 "rejected": total_rejected,
             }
-            yield Chunk(rows=rows, rejected=rejected, checkpoint=checkpoint)
+            yield chunk
             if parsed.at_end:
                 return
     finally:

@@ -1,0 +1,80 @@
+"""Receiving a CSV upload for a job: shared by ``POST /imports`` and ``POST /teams/imports``."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+
+from collect_api.api.deps import Services
+from collect_api.errors import PayloadTooLarge, Unprocessable
+from collect_api.jobs import store
+from collect_api.jobs.models import Job, new_job_id
+from collect_api.kinds.csvsource import upload_path
+from collect_api.storage.uploads import (
+    Upload,
+    UploadProblem,
+    UploadTooLarge,
+    discard_file,
+    receive_upload,
+)
+
+Submit = Callable[[str, Upload], Awaitable[Job]]
+
+
+def csv_form(**fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a CSV upload with the form ``fields`` besides ``file``."""
+    properties: dict[str, Any] = {
+        "file": {"type": "string", "format": "binary", "description": "the CSV file"},
+        **fields,
+        "on_error": {"type": "string", "enum": ["abort", "skip"], "default": "abort"},
+        "max_errors": {"type": "integer", "minimum": 0, "default": 1000},
+        "encoding": {
+            "type": "string",
+            "enum": ["utf-8", "utf-16", "latin-1"],
+            "default": "utf-8",
+        },
+        "delimiter": {"type": "string", "default": ","},
+    }
+    required = ["file", *(name for name, spec in fields.items() if spec.pop("required", False))]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": required, "properties": properties}
+                }
+            },
+        }
+    }
+
+
+async def accept_csv_job(
+    request: Request, response: Response, services: Services, submit: Submit
+) -> dict[str, Any]:
+    """Stream the upload to its file, let ``submit`` validate it and queue the job (removing
+    the file if it refuses), and answer 202 with the job and its ``Location``."""
+    settings = services.settings
+    job_id = new_job_id()
+    path = upload_path(settings, job_id)
+    try:
+        upload = await receive_upload(
+            request.stream(),
+            content_type=request.headers.get("content-type", ""),
+            dest=path,
+            max_bytes=settings.max_upload_bytes,
+        )
+    except UploadTooLarge as exc:
+        raise PayloadTooLarge(
+            f"the file is larger than the {exc.limit}-byte upload limit "
+            "(COLLECT_MAX_UPLOAD_BYTES); split it or raise the limit"
+        ) from None
+    except UploadProblem as exc:
+        raise Unprocessable(str(exc), field="file") from None
+    try:
+        job = await submit(job_id, upload)
+    except BaseException:
+        await discard_file(path)
+        raise
+    services.supervisor.wake()
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return store.job_document(job)

@@ -1,0 +1,181 @@
+"""The teams kind: bulk-create teams and their members from a CSV.
+
+Columns ``team``, ``member_email``, ``role`` (``lead`` · ``member``) and optionally
+``member_name``, in any order. Teams that do not exist yet are created; memberships a team
+lacks are added; nothing that exists is changed, so running a file twice changes nothing
+the second time. What the job adds stays invisible until it completes (``storage.teams``).
+
+Checkpoint: ``csvsource``'s plus ``teams_created``, ``members_added`` and
+``members_present`` (memberships that already existed).
+"""
+
+import contextlib
+import re
+from typing import Any, ClassVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from collect_api.db import Database
+from collect_api.errors import Unprocessable
+from collect_api.jobs import store
+from collect_api.jobs.context import JobContext
+from collect_api.jobs.models import Job
+from collect_api.kinds.csvsource import (
+    apply_policy,
+    first_checkpoint,
+    inspect_upload,
+    progress,
+    read_chunks,
+    reject,
+    release_upload,
+    save_rejections,
+    upload_path,
+)
+from collect_api.settings import Settings
+from collect_api.storage import teams
+from collect_api.storage.uploads import Upload
+
+REQUIRED = ("team", "member_email", "role")
+OPTIONAL = ("member_name",)
+ROLES = ("lead", "member")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+async def submit_teams(
+    *, db: Database, settings: Settings, tenant: str, job_id: str, upload: Upload
+) -> Job:
+    params, header = await inspect_upload(
+        settings=settings, upload=upload, path=upload_path(settings, job_id)
+    )
+    missing = [c for c in REQUIRED if c not in header.columns]
+    extra = [c for c in header.columns if c not in REQUIRED + OPTIONAL]
+    if missing or extra:
+        raise Unprocessable(
+            f"a teams CSV has the columns {', '.join(REQUIRED)} and optionally member_name, "
+            f"in any order; this file is missing {missing} and has extra {extra}",
+            missing=missing,
+            extra=extra,
+        )
+    async with db.write() as conn:
+        return await store.insert_job(
+            conn,
+            job_id=job_id,
+            tenant=tenant,
+            kind=TeamsKind.name,
+            params=params,
+            progress=progress(records=0, offset=0, size=params["bytes"], rate=None),
+            actor=tenant,
+        )
+
+
+def _memberships(
+    job: Job, rows: list[list[str]], positions: list[tuple[int, int]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Valid memberships and rejected records of one chunk."""
+    p = job.params
+    at = {c: i for i, c in enumerate(p["columns"])}
+    name_at = at.get("member_name")
+    valid: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for row, (line, number) in zip(rows, positions, strict=True):
+        team = " ".join(row[at["team"]].split())
+        email = row[at["member_email"]].strip()
+        role = row[at["role"]].strip().lower()
+        problem = None
+        if not team:
+            problem = ("team", "the team name is empty")
+        elif not EMAIL.fullmatch(email):
+            problem = ("member_email", f"{email!r} is not a valid e-mail address")
+        elif role not in ROLES:
+            problem = ("role", f"role {row[at['role']]!r} is not lead or member")
+        if problem is not None:
+            rejected.append(
+                reject(
+                    row,
+                    line=line,
+                    number=number,
+                    column=problem[0],
+                    reason=problem[1],
+                    delimiter=p["delimiter"],
+                )
+            )
+            continue
+        name = row[name_at].strip() if name_at is not None else ""
+        valid.append({"team": team, "email": email, "name": name or None, "role": role})
+    return valid, rejected
+
+
+class TeamsKind:
+    name: ClassVar[str] = "teams"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def run(self, ctx: JobContext) -> None:
+        job = ctx.job
+        size = int(job.params["bytes"])
+        cp = job.checkpoint or first_checkpoint(
+            job.params, teams_created=0, members_added=0, members_present=0
+        )
+        chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                members, invalid = _memberships(job, chunk.rows, chunk.positions())
+                apply_policy(job, invalid, chunk.checkpoint["rejected"] + len(invalid))
+                rejected = chunk.rejected + invalid
+                async with ctx.chunk() as conn:
+                    names: dict[str, str] = {}
+                    for m in members:
+                        names.setdefault(teams.name_key(m["team"]), m["team"])
+                    ids, created = await teams.ensure_teams(
+                        conn, tenant=job.tenant, job_id=job.id, names=names
+                    )
+                    added = await teams.add_members(
+                        conn,
+                        [
+                            {**m, "team_id": ids[teams.name_key(m["team"])], "job_id": job.id}
+                            for m in members
+                        ],
+                    )
+                    await save_rejections(conn, job.id, rejected)
+                    cp = {
+                        **chunk.checkpoint,
+                        "rejected": chunk.checkpoint["rejected"] + len(invalid),
+                        "teams_created": cp["teams_created"] + created,
+                        "members_added": cp["members_added"] + added,
+                        "members_present": cp["members_present"] + len(members) - added,
+                    }
+                    await ctx.save(
+                        conn,
+                        checkpoint=cp,
+                        progress=progress(
+                            records=cp["records"],
+                            offset=cp["offset"],
+                            size=size,
+                            rate=ctx.rate(cp["records"]),
+                        ),
+                    )
+        async with ctx.chunk() as conn:
+            await teams.publish_teams(conn, job_id=job.id)
+            await ctx.finish(
+                conn,
+                result={
+                    "teams_created": cp["teams_created"],
+                    "members_added": cp["members_added"],
+                    "members_already_present": cp["members_present"],
+                    "rows_rejected": cp["rejected"],
+                },
+                progress=progress(
+                    records=cp["records"],
+                    offset=size,
+                    size=size,
+                    rate=ctx.rate(cp["records"]),
+                    done=True,
+                ),
+            )
+
+    async def discard(self, conn: AsyncConnection, job: Job) -> None:
+        await teams.discard_teams(conn, job_id=job.id)
+
+    def release(self, job: Job) -> None:
+        release_upload(self.settings, job)
