@@ -26,7 +26,6 @@ class Settings(BaseSettings):
     # A running job's claim is renewed at every chunk; a claim older than this is abandoned.
     lease_s: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
-    sse_ping_s: float = Field(default=15.0, gt=0)
 
     @property
     def uploads_dir(self) -> Path:
