@@ -42,7 +42,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 
 from collect_api.csvio import CsvProblem
 from collect_api.db import Database
@@ -180,7 +180,12 @@ class Supervisor:
             if orphan is not None:
                 job = await store.get_job(conn, job_id=orphan)
                 if job.state == JobState.TERMINATING and job.owner is None:
-                    job = await store.update_job(conn, job, owner=self.owner)
+                    job = await store.update_job(
+                        conn,
+                        job,
+                        owner=self.owner,
+                        lease_expires_at=time.time() + self.settings.lease_s,
+                    )
                     self._start(job)
                     return True
             active = await conn.scalar(
@@ -223,41 +228,59 @@ class Supervisor:
                 .values(lease_expires_at=now + self.settings.lease_s)
             )
 
+    def _abandoned(self, owner: str, lease_expires_at: float | None, now: float) -> bool:
+        """Whether a claim's process is gone: its lease expired, or it ran on this host and
+        its process no longer exists (found at once after a crash, without the lease)."""
+        if owner == self.owner:
+            return False
+        if lease_expires_at is not None and lease_expires_at < now:
+            return True
+        host, _, rest = owner.partition("/")
+        pid = rest.partition("/")[0]
+        return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
     async def _recover_abandoned(self) -> None:
-        """Re-queue jobs whose process died (their lease expired); fail them past max_attempts."""
+        """Take back jobs whose process died: re-queue them from their checkpoint with one
+        more attempt, fail them after ``max_attempts``, finish their termination."""
         now = time.time()
-        stale = and_(
-            JOB.c.lease_expires_at.is_not(None),
-            JOB.c.lease_expires_at < now,
-            JOB.c.owner != self.owner,
-        )
         async with self.db.read() as conn:
-            found = await conn.scalar(select(JOB.c.id).where(stale).limit(1))
-        if found is None:
+            held = (
+                await conn.execute(
+                    select(JOB.c.id, JOB.c.owner, JOB.c.lease_expires_at).where(
+                        JOB.c.owner.is_not(None), JOB.c.owner != self.owner
+                    )
+                )
+            ).all()
+        candidates = [r.id for r in held if self._abandoned(r.owner, r.lease_expires_at, now)]
+        if not candidates:
             return
+        failed: list[Job] = []
         async with self.db.write() as conn:
-            rows = (await conn.execute(select(JOB.c.id).where(stale))).all()
-            for row in rows:
-                job = await store.get_job(conn, job_id=row.id)
+            for job_id in candidates:
+                job = await store.get_job(conn, job_id=job_id)
+                if job.owner is None or not self._abandoned(job.owner, job.lease_expires_at, now):
+                    continue  # another process got there first
+                log.warning("job %s lost its process %s; taking it back", job.id, job.owner)
                 attempts = job.attempts + 1
                 if job.state == JobState.TERMINATING:
                     await store.update_job(conn, job, owner=None, lease_expires_at=None)
                 elif attempts >= self.settings.max_attempts:
-                    kind = self.kinds[job.kind]
-                    await kind.discard(conn, job)
-                    await store.transition(
-                        conn,
-                        job,
-                        JobState.FAILED,
-                        actor=SYSTEM,
-                        reason="interrupted too often",
-                        attempts=attempts,
-                        error={
-                            "code": "too_many_attempts",
-                            "message": f"the job was interrupted {attempts} times (its process "
-                            "stopped while running it); it was given up. Check the input and "
-                            "submit it again.",
-                        },
+                    await self.kinds[job.kind].discard(conn, job)
+                    failed.append(
+                        await store.transition(
+                            conn,
+                            job,
+                            JobState.FAILED,
+                            actor=SYSTEM,
+                            reason="interrupted too often",
+                            attempts=attempts,
+                            error={
+                                "code": "too_many_attempts",
+                                "message": f"the job's process stopped {attempts} times while "
+                                "running it (COLLECT_MAX_ATTEMPTS); it was given up. Check "
+                                "the input and submit it again.",
+                            },
+                        )
                     )
                 else:
                     to = JobState.PAUSED if job.control == Control.PAUSE else JobState.QUEUED
@@ -266,12 +289,14 @@ class Supervisor:
                         job,
                         to,
                         actor=SYSTEM,
-                        reason="its process stopped; resuming from the last checkpoint",
+                        reason="its process stopped; it resumes from its last checkpoint",
                         attempts=attempts,
                         owner=None,
                         lease_expires_at=None,
                         control=None,
                     )
+        for job in failed:
+            self.kinds[job.kind].release(job)
         self.wake()
 
     # -- running one job ---------------------------------------------------------------------
@@ -396,6 +421,16 @@ class Supervisor:
                 )
             job = await store.transition(conn, job, state, actor=SYSTEM, reason=reason, error=error)
         kind.release(job)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _expected(exc: BaseException) -> bool:
