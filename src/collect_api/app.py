@@ -1,9 +1,13 @@
 """The application: ``create_app(settings)`` and its lifespan. No globals."""
 
+import asyncio
 import csv
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,6 +34,37 @@ def _problem(status: int, title: str, detail: str, **extra: object) -> JSONRespo
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+@contextmanager
+def _end_streams_on_stop(broker: Broker) -> Iterator[None]:
+    """On SIGTERM or SIGINT, end the event streams before the server drains connections.
+
+    uvicorn runs the lifespan shutdown only once every response has finished, and an event
+    stream never finishes by itself: without this a stop waits for the graceful-shutdown
+    timeout. The server's own handler still runs, after ours, and is put back on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def on_stop(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(broker.close_streams)
+        handler = previous[signal.Signals(sig)]
+        if callable(handler):
+            handler(sig, frame)
+        elif handler == signal.SIG_DFL:
+            signal.default_int_handler(sig, frame)
+
+    for sig in previous:
+        signal.signal(sig, on_stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -51,8 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         log.info("Collect %s serving data in %s", __version__, settings.data_dir)
         try:
-            yield
+            with _end_streams_on_stop(broker):
+                yield
         finally:
+            broker.close_streams()
             await supervisor.close()
             await db.dispose()
 

@@ -1,5 +1,6 @@
 """Settings, read from ``COLLECT_*`` environment variables when the app is created."""
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     # A running job's claim is renewed at every chunk; a claim older than this is abandoned.
     lease_s: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # This host's name in job claims. Processes that share it (one host) see at once that a
+    # peer died by its pid; others wait for its lease to expire. Default: the host name.
+    node_name: str = Field(default_factory=socket.gethostname, pattern=r"^[^/]+$")
 
     @property
     def uploads_dir(self) -> Path:

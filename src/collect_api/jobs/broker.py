@@ -49,6 +49,12 @@ class Subscription:
         self._states: deque[JobEvent] = deque()
         self._progress: dict[str, JobEvent] = {}
         self._changed = asyncio.Event()
+        self._closed = False
+
+    def close(self) -> None:
+        """End ``events()``: the service is stopping."""
+        self._closed = True
+        self._changed.set()
 
     def wants(self, event: JobEvent) -> bool:
         if event.tenant != self.tenant:
@@ -65,7 +71,7 @@ class Subscription:
     async def events(self) -> AsyncIterator[JobEvent]:
         """Events in increasing ``rev``, paced as the module docstring says."""
         last_progress = float("-inf")
-        while True:
+        while not self._closed:
             if self._states:
                 batch = list(self._states)
                 self._states.clear()
@@ -104,10 +110,21 @@ class Broker:
         self._subscriptions: set[Subscription] = set()
         self._last_job_rev = 0
         self._last_history_rev = 0
+        self._closed = False
+
+    def close_streams(self) -> None:
+        """End every subscription, and refuse new ones: the service is stopping, and open
+        event streams would otherwise hold its shutdown back. Clients reconnect with
+        ``Last-Event-ID`` and miss nothing."""
+        self._closed = True
+        for sub in self._subscriptions:
+            sub.close()
 
     @contextmanager
     def subscribe(self, *, tenant: str, job_id: str | None = None) -> Iterator[Subscription]:
         sub = Subscription(tenant=tenant, job_id=job_id, progress_interval=self._progress_interval)
+        if self._closed:
+            sub.close()
         self._subscriptions.add(sub)
         try:
             yield sub

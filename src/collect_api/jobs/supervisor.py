@@ -37,7 +37,6 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -91,7 +90,7 @@ class Supervisor:
         self.settings = settings
         self.broker = broker
         self.kinds = kinds
-        self.owner = f"{socket.gethostname()}/{os.getpid()}/{os.urandom(4).hex()}"
+        self.owner = f"{settings.node_name}/{os.getpid()}/{os.urandom(4).hex()}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._terminating: set[str] = set()
         self._settling: set[asyncio.Task[Any]] = set()
@@ -237,7 +236,7 @@ class Supervisor:
             return True
         host, _, rest = owner.partition("/")
         pid = rest.partition("/")[0]
-        return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+        return host == self.settings.node_name and pid.isdigit() and not _pid_alive(int(pid))
 
     async def _recover_abandoned(self) -> None:
         """Take back jobs whose process died: re-queue them from their checkpoint with one
