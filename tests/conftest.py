@@ -88,7 +88,7 @@ class ServerProcess:
                     "--workers",
                     str(self.workers),
                     "--log-level",
-                    "warning",
+                    "info",
                 ],
                 env=self.env,
                 stdout=log,
