@@ -2,7 +2,9 @@
 
 import asyncio
 import gzip
+import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +301,46 @@ async def test_bad_export_requests_get_422_naming_the_problem(
 async def test_an_import_has_no_result_file(client: httpx.AsyncClient, source: Path) -> None:
     job = await start_import(client, source, "responses")
     assert (await client.get(f"/jobs/{job['id']}/result")).status_code in (404, 409)
+
+
+@pytest.mark.settings(result_ttl=0.5, housekeeping_interval_s=0.05)
+async def test_results_expire_after_the_ttl_and_the_job_says_so(
+    client: httpx.AsyncClient, settings: Settings, source: Path
+) -> None:
+    await load(client, source)
+    job = await export(client)
+    done = await wait_for(client, job["id"], {"completed"})
+    assert done["result"]["download_url"] == f"/jobs/{job['id']}/result"
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (await client.get(f"/jobs/{job['id']}")).json()["result"].get("expired"):
+        assert asyncio.get_running_loop().time() < deadline, "the result never expired"
+        await asyncio.sleep(0.05)
+    expired = (await client.get(f"/jobs/{job['id']}")).json()
+    assert expired["state"] == "completed"
+    assert expired["result"]["download_url"] is None and expired["result"]["expired_at"]
+    assert list(settings.exports_dir.iterdir()) == []
+    gone = await client.get(f"/jobs/{job['id']}/result")
+    assert gone.status_code == 410 and "export the dataset again" in gone.json()["detail"]
+
+
+@pytest.mark.settings(housekeeping_interval_s=0.05)
+async def test_leftover_files_of_finished_or_unknown_jobs_are_deleted(
+    client: httpx.AsyncClient, settings: Settings, source: Path
+) -> None:
+    """What a crash can leave: an upload whose submission never finished, and files of jobs
+    that are final; recent files of unknown jobs may be uploads still arriving."""
+    job = await start_import(client, source, "responses")
+    await wait_for(client, job["id"], {"completed"})
+    old_upload = settings.uploads_dir / "01aaaaaaaaaaaaaaaaaaaaaaaa.csv"
+    fresh_upload = settings.uploads_dir / "01bbbbbbbbbbbbbbbbbbbbbbbb.csv"
+    finished = settings.uploads_dir / f"{job['id']}.csv"
+    stray_export = settings.exports_dir / "01cccccccccccccccccccccccc.csv"
+    for path in (old_upload, fresh_upload, finished, stray_export):
+        path.write_bytes(b"a\r\n1\r\n")
+    for path in (old_upload, stray_export):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    deadline = time.monotonic() + 30
+    while old_upload.exists() or finished.exists() or stray_export.exists():
+        assert time.monotonic() < deadline, "leftover files were not deleted"
+        await asyncio.sleep(0.05)
+    assert fresh_upload.exists()

@@ -43,6 +43,11 @@ class DatasetNotFound(NotFound):
         )
 
 
+class Gone(CollectError):
+    status = 410
+    title = "Gone"
+
+
 class Conflict(CollectError):
     status = 409
     title = "Conflict"

@@ -1,6 +1,7 @@
 """Settings, read from ``COLLECT_*`` environment variables when the app is created."""
 
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     # A running job's claim is renewed at every chunk; a claim older than this is abandoned.
     lease_s: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # How long a finished export's file is kept: seconds, or ISO 8601 such as P7D.
+    result_ttl: timedelta = timedelta(days=7)
+    # How often finished jobs' leftover files are looked for.
+    housekeeping_interval_s: float = Field(default=60.0, gt=0)
     # This host's name in job claims. Processes that share it (one host) see at once that a
     # peer died by its pid; others wait for its lease to expire. Default: the host name.
     node_name: str = Field(default_factory=socket.gethostname, pattern=r"^[^/]+$")

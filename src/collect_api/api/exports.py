@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collect_api.api.deps import ServicesDep, TenantDep
 from collect_api.api.schemas import PROBLEM_RESPONSES, JobPublic
-from collect_api.errors import Conflict, NotFound
+from collect_api.errors import Conflict, Gone, NotFound
 from collect_api.jobs import store
 from collect_api.jobs.models import JobState
 from collect_api.kinds.exports import ExportKind, download_name, submit_export
@@ -75,6 +75,11 @@ async def job_result(job_id: str, services: ServicesDep, tenant: TenantDep) -> F
         raise Conflict(
             f"export {job_id} is {job.state}; its file can be downloaded once it is completed",
             state=job.state,
+        )
+    if (job.result or {}).get("expired"):
+        raise Gone(
+            f"the file of export {job_id} was deleted after COLLECT_RESULT_TTL "
+            f"({services.settings.result_ttl}); export the dataset again"
         )
     kind = services.supervisor.kinds[ExportKind.name]
     assert isinstance(kind, ExportKind)

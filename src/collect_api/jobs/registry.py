@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from collect_api.jobs.models import Job
 
 if TYPE_CHECKING:
+    from collect_api.db import Database
     from collect_api.jobs.context import JobContext
 
 
@@ -23,3 +24,6 @@ class JobKind(Protocol):
 
     def release(self, job: Job) -> None:
         """Delete the job's working files once it is final. Best effort, idempotent."""
+
+    async def housekeep(self, db: "Database") -> None:
+        """Now and then: delete files no job needs any more (left by a crash, or expired)."""

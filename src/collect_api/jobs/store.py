@@ -67,6 +67,23 @@ async def get_job(conn: AsyncConnection, *, job_id: str, tenant: str | None = No
     return _to_job(row)
 
 
+async def jobs_by_id(conn: AsyncConnection, *, ids: list[str]) -> dict[str, Job]:
+    found: dict[str, Job] = {}
+    for start in range(0, len(ids), 500):
+        rows = await conn.execute(select(JOB).where(JOB.c.id.in_(ids[start : start + 500])))
+        found.update({row.id: _to_job(row) for row in rows})
+    return found
+
+
+async def completed_before(conn: AsyncConnection, *, kind: str, before: str) -> list[Job]:
+    rows = await conn.execute(
+        select(JOB).where(
+            JOB.c.kind == kind, JOB.c.state == JobState.COMPLETED, JOB.c.finished_at < before
+        )
+    )
+    return [_to_job(row) for row in rows]
+
+
 async def list_jobs(
     conn: AsyncConnection,
     *,

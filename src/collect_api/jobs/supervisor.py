@@ -10,9 +10,9 @@ State machine (``models.TRANSITIONS`` is the one table of allowed moves)::
 Invariants:
 
 - Only this module calls ``create_task``. Its tasks are the scheduler loop, the broker's
-  poll loop, one task per job this process runs (``_running``: job id → task), and the
-  settle tasks that write a job's final state (``_settling``). ``close()`` cancels and
-  awaits every one of them.
+  poll loop, the housekeeping loop, one task per job this process runs (``_running``: job
+  id → task), and the settle tasks that write a job's final state (``_settling``).
+  ``close()`` cancels and awaits every one of them.
 - A job runs in at most one process: a process claims it by moving it ``queued → running``
   with its owner id and a lease, in one ``BEGIN IMMEDIATE`` transaction, and every chunk
   re-checks the claim. At most ``max_running_jobs`` jobs are ``running`` or ``pausing``
@@ -106,6 +106,7 @@ class Supervisor:
         self._loops = [
             asyncio.create_task(self._schedule_forever(), name="collect-scheduler"),
             asyncio.create_task(self._poll_forever(), name="collect-broker"),
+            asyncio.create_task(self._housekeep_forever(), name="collect-housekeeping"),
         ]
 
     async def close(self, grace_s: float = 30.0) -> None:
@@ -161,6 +162,15 @@ class Supervisor:
             except Exception:
                 log.exception("event poll failed; retrying")
             await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def _housekeep_forever(self) -> None:
+        while True:
+            for kind in self.kinds.values():
+                try:
+                    await kind.housekeep(self.db)
+                except Exception:
+                    log.exception("housekeeping of %s jobs failed; retrying later", kind.name)
+            await asyncio.sleep(self.settings.housekeeping_interval_s)
 
     async def _claim_next(self) -> bool:
         """Claim the oldest queued job if a run slot is free; True if one was started."""

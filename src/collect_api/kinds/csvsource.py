@@ -32,11 +32,14 @@ from collect_api.csvio import (
     read_header,
     resolve_encoding,
 )
+from collect_api.db import Database
 from collect_api.errors import BadCsv, Unprocessable
-from collect_api.jobs.models import Job
+from collect_api.jobs import store
+from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.store import REJECTION
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
+from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.uploads import Upload
 
 ON_ERROR = ("abort", "skip")
@@ -268,3 +271,19 @@ async def save_rejections(
 def release_upload(settings: Settings, job: Job) -> None:
     with contextlib.suppress(FileNotFoundError):
         upload_path(settings, job.id).unlink()
+
+
+async def sweep_uploads(*, settings: Settings, db: Database, kind: str) -> None:
+    """Delete uploads that no job of ``kind`` can resume from: its job is final, or there is
+    no job and the file is old (a crash between upload and submission)."""
+    files = await asyncio.to_thread(working_files, settings.uploads_dir)
+    if not files:
+        return
+    async with db.read() as conn:
+        jobs = await store.jobs_by_id(conn, ids=[f.job_id for f in files])
+    for file in files:
+        job = jobs.get(file.job_id)
+        if (job is None and file.age_s > ORPHAN_GRACE_S) or (
+            job is not None and job.kind == kind and job.state in TERMINAL
+        ):
+            await asyncio.to_thread(remove, file.path)

@@ -11,6 +11,7 @@ the file back to ``bytes`` and reads on from ``last_row``.
 """
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,11 +21,12 @@ from collect_api.db import Database
 from collect_api.errors import DatasetNotFound, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
-from collect_api.jobs.models import Job, JobState, new_job_id
+from collect_api.jobs.models import TERMINAL, Job, JobState, new_job_id, utcnow
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage import datasets
 from collect_api.storage.exports import encode_chunk, export_path, write_at
+from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.filters import Filter, FilterProblem, check_filters, compile_filters
 
 
@@ -215,6 +217,44 @@ class ExportKind:
     def release(self, job: Job) -> None:
         if job.state != JobState.COMPLETED:
             self.path(job).unlink(missing_ok=True)
+
+    async def housekeep(self, db: Database) -> None:
+        """Expire results older than ``result_ttl`` (the job says so), and delete files no
+        export needs: of failed or terminated exports, or with no job at all."""
+        cutoff = (datetime.now(UTC) - self.settings.result_ttl).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        async with db.read() as conn:
+            due = await store.completed_before(conn, kind=self.name, before=cutoff)
+        for job in due:
+            if (job.result or {}).get("expired"):
+                continue
+            await asyncio.to_thread(remove, self.path(job))
+            async with db.write() as conn:
+                job = await store.get_job(conn, job_id=job.id)
+                await store.update_job(
+                    conn,
+                    job,
+                    result={
+                        **(job.result or {}),
+                        "expired": True,
+                        "expired_at": utcnow(),
+                        "download_url": None,
+                    },
+                )
+        files = await asyncio.to_thread(working_files, self.settings.exports_dir)
+        if not files:
+            return
+        async with db.read() as conn:
+            jobs = await store.jobs_by_id(conn, ids=[f.job_id for f in files])
+        for file in files:
+            owner = jobs.get(file.job_id)
+            if owner is None:
+                stale = file.age_s > ORPHAN_GRACE_S
+            elif owner.state == JobState.COMPLETED:
+                stale = bool((owner.result or {}).get("expired"))
+            else:
+                stale = owner.state in TERMINAL
+            if stale:
+                await asyncio.to_thread(remove, file.path)
 
 
 def download_name(job: Job) -> str:

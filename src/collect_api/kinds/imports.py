@@ -25,6 +25,7 @@ from collect_api.kinds.csvsource import (
     read_chunks,
     release_upload,
     save_rejections,
+    sweep_uploads,
     upload_path,
 )
 from collect_api.settings import Settings
@@ -160,3 +161,6 @@ class ImportKind:
 
     def release(self, job: Job) -> None:
         release_upload(self.settings, job)
+
+    async def housekeep(self, db: Database) -> None:
+        await sweep_uploads(settings=self.settings, db=db, kind=self.name)

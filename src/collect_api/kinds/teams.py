@@ -29,6 +29,7 @@ from collect_api.kinds.csvsource import (
     reject,
     release_upload,
     save_rejections,
+    sweep_uploads,
     upload_path,
 )
 from collect_api.settings import Settings
@@ -179,3 +180,6 @@ class TeamsKind:
 
     def release(self, job: Job) -> None:
         release_upload(self.settings, job)
+
+    async def housekeep(self, db: Database) -> None:
+        await sweep_uploads(settings=self.settings, db=db, kind=self.name)
