@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from collect_api.api.deps import ServicesDep, TenantDep
 from collect_api.api.schemas import PROBLEM_RESPONSES
@@ -94,18 +94,36 @@ async def all_events(
 ) -> AsyncIterable[ServerSentEvent]:
     since = _since(last_event_id)
     with services.broker.subscribe(tenant=tenant) as sub:
+        # One snapshot: what is sent first, and the revision after which the subscription
+        # takes over (it may also hold changes made before it opened; they are skipped).
         async with services.db.read() as conn:
+            now = int(await conn.scalar(select(func.max(JOB.c.rev))) or 0)
             query = select(JOB).where(JOB.c.tenant == tenant)
             if since:
                 query = query.where(JOB.c.rev > since)
             else:
                 query = query.where(JOB.c.state.not_in(list(TERMINAL)))
-            rows = (await conn.execute(query.order_by(JOB.c.rev))).all()
-        last = since
-        for row in rows:
-            job = store.Job.model_validate(dict(row._mapping))
-            yield _event("snapshot", job.rev, store.job_document(job))
-            last = max(last, job.rev)
+            jobs = [store.Job.model_validate(dict(r._mapping)) for r in await conn.execute(query)]
+            missed = (
+                (
+                    await conn.execute(
+                        select(HISTORY.c.rev, HISTORY.c.snapshot)
+                        .join(JOB, JOB.c.id == HISTORY.c.job_id)
+                        .where(JOB.c.tenant == tenant, HISTORY.c.rev > since)
+                    )
+                ).all()
+                if since
+                else []
+            )
+        replayed = {row.rev for row in missed}
+        first = [_event("state", row.rev, row.snapshot) for row in missed] + [
+            _event("snapshot", job.rev, store.job_document(job))
+            for job in jobs
+            if job.rev not in replayed
+        ]
+        for sse in sorted(first, key=lambda e: int(e.id or 0)):
+            yield sse
+        last = max(since, now)
         async for event in sub.events():
             if event.rev <= last:
                 continue

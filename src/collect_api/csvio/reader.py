@@ -65,7 +65,13 @@ class Encoding:
 
 
 def resolve_encoding(path: Path, name: str) -> Encoding:
-    name = codecs.lookup(name).name.replace("_", "-") if name else "utf-8"
+    try:
+        name = codecs.lookup(name).name.replace("_", "-") if name else "utf-8"
+    except LookupError:
+        raise CsvProblem(
+            f"encoding {name!r} is unknown; use one of {', '.join(SUPPORTED_ENCODINGS)}",
+            code="bad_encoding",
+        ) from None
     aliases = {"iso8859-1": "latin-1", "utf-16-le": "utf-16", "utf-16-be": "utf-16"}
     name = aliases.get(name, name)
     if name not in SUPPORTED_ENCODINGS:
@@ -148,7 +154,7 @@ class RecordReader:
             try:
                 text = pending + decoder.decode(block, final)
             except UnicodeDecodeError as exc:
-                raise self._decode_problem(pending, block, exc) from None
+                raise self._decode_problem(pending, exc) from None
             if final:
                 body, pending = text, ""
             else:
@@ -165,10 +171,14 @@ class RecordReader:
             if final:
                 return
 
-    def _decode_problem(self, pending: str, block: bytes, exc: UnicodeDecodeError) -> CsvProblem:
+    def _decode_problem(self, pending: str, exc: UnicodeDecodeError) -> CsvProblem:
+        # ``exc.object`` is what the decoder was given, including bytes it held back from
+        # the previous block; count lines in it as text, since in UTF-16 a 0x0A byte may be
+        # half of another character.
+        before = codecs.decode(exc.object[: exc.start], self._codec, "replace")
         line = self._lines_before + self._reader.line_num + 1
-        line += pending.count("\n") + block[: exc.start].count(b"\n")
-        bad = block[exc.start : exc.end].hex(" ")
+        line += pending.count("\n") + before.count("\n")
+        bad = exc.object[exc.start : exc.end].hex(" ")
         return CsvProblem(
             f"bytes {bad} are not valid {self._codec}; re-save the file as UTF-8 or pass the "
             "right encoding",
@@ -208,7 +218,7 @@ class RecordReader:
                     lines.append(start_line)
             except csv.Error as exc:
                 raise CsvProblem(
-                    _csv_reason(str(exc)), line=base + reader.line_num, record=first + len(records)
+                    _csv_reason(str(exc)), line=start_line, record=first + len(records)
                 ) from None
         self._record += len(records)
         return RecordChunk(

@@ -237,12 +237,17 @@ class Supervisor:
                 .values(lease_expires_at=now + self.settings.lease_s)
             )
 
-    def _abandoned(self, owner: str, lease_expires_at: float | None, now: float) -> bool:
+    def _abandoned(
+        self, job_id: str, owner: str, lease_expires_at: float | None, now: float
+    ) -> bool:
         """Whether a claim's process is gone: its lease expired, or it ran on this host and
-        its process no longer exists (found at once after a crash, without the lease)."""
+        its process no longer exists (found at once after a crash, without the lease). A
+        claim of this process is abandoned only if no task runs the job and the lease ran
+        out: its end could not be recorded (a full disk, say)."""
+        expired = lease_expires_at is not None and lease_expires_at < now
         if owner == self.owner:
-            return False
-        if lease_expires_at is not None and lease_expires_at < now:
+            return expired and job_id not in self._running
+        if expired:
             return True
         host, _, rest = owner.partition("/")
         pid = rest.partition("/")[0]
@@ -256,18 +261,20 @@ class Supervisor:
             held = (
                 await conn.execute(
                     select(JOB.c.id, JOB.c.owner, JOB.c.lease_expires_at).where(
-                        JOB.c.owner.is_not(None), JOB.c.owner != self.owner
+                        JOB.c.owner.is_not(None)
                     )
                 )
             ).all()
-        candidates = [r.id for r in held if self._abandoned(r.owner, r.lease_expires_at, now)]
+        candidates = [r.id for r in held if self._abandoned(r.id, r.owner, r.lease_expires_at, now)]
         if not candidates:
             return
         failed: list[Job] = []
         async with self.db.write() as conn:
             for job_id in candidates:
                 job = await store.get_job(conn, job_id=job_id)
-                if job.owner is None or not self._abandoned(job.owner, job.lease_expires_at, now):
+                if job.owner is None or not self._abandoned(
+                    job.id, job.owner, job.lease_expires_at, now
+                ):
                     continue  # another process got there first
                 log.warning("job %s lost its process %s; taking it back", job.id, job.owner)
                 attempts = job.attempts + 1
@@ -363,14 +370,14 @@ class Supervisor:
         cancelled: asyncio.CancelledError | None = None
         while not task.done():
             try:
-                await asyncio.shield(task)
+                # wait(), unlike awaiting the task, neither raises its error nor cancels it.
+                await asyncio.wait({task})
             except asyncio.CancelledError as exc:
-                if task.done():
-                    break
                 cancelled = exc  # finish writing the state first, then honour it
         if cancelled is not None:
             raise cancelled
         if not task.cancelled() and task.exception() is not None:
+            # The job stays as it was; its lease runs out and recovery takes it from there.
             log.error("could not record the end of a job", exc_info=task.exception())
 
     async def _pause(self, job_id: str) -> None:
