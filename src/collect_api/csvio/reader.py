@@ -3,15 +3,16 @@
 Python's ``csv`` module parses, in C. It pulls one line at a time from the iterator it is
 given and stops at the end of a record, so after it returns a record, the lines handed to it
 end exactly where the next record begins. The lines come from an ``io.StringIO`` over a
-decoded block of the file; ``StringIO.tell()`` is then the character position of the next
-record in that block, and re-encoding the block's text up to it gives its byte length. The
-codecs accepted here are stateless, so that length is exact and a resumed reader can start
-decoding afresh at that byte offset.
+block of the file cut at a line end and decoded; ``StringIO.tell()`` is then the character
+position of the next record in that block, and re-encoding the block's text up to it gives
+its byte length. The codecs accepted here are stateless, so that length is exact and a
+resumed reader can start decoding afresh at that byte offset.
 """
 
 import codecs
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,9 @@ class RecordChunk:
     next_offset: int
     next_line: int
     at_end: bool
+    # Where this chunk started.
+    start_offset: int = 0
+    start_line: int = 1
 
 
 class RecordReader:
@@ -134,51 +138,61 @@ class RecordReader:
     ) -> None:
         file.seek(offset)
         self._file = file
+        self._encoding = encoding
+        self._delimiter = delimiter
         self._codec = encoding.codec
         self._block_bytes = block_bytes
         self._block_text = ""
         self._block_offset = offset
         self._next_block_offset = offset
         self._sio = io.StringIO("")
+        self._known = (0, offset)  # a (character position, byte offset) pair in the block
         self._lines_before = line - 1
         self._record = record
-        self._reader = csv.reader(self._lines(), delimiter=delimiter, strict=True)
+        self._reader = csv.reader(
+            itertools.chain.from_iterable(self._blocks()), delimiter=delimiter, strict=True
+        )
         self._at_end = False
 
-    def _lines(self) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder(self._codec)("strict")
-        pending = ""
+    def _blocks(self) -> Iterator[io.StringIO]:
+        """The file as decoded blocks, each ending at a line end. ``csv.reader`` takes their
+        lines through ``itertools.chain``, all in C; this generator runs once per block."""
+        newline = "\n".encode(self._codec)
+        unit = len(newline)
+        carry = b""
         while True:
             block = self._file.read(self._block_bytes)
-            final = not block
-            try:
-                text = pending + decoder.decode(block, final)
-            except UnicodeDecodeError as exc:
-                raise self._decode_problem(pending, exc) from None
-            if final:
-                body, pending = text, ""
-            else:
-                cut = text.rfind("\n") + 1
-                if cut == 0:  # no line end yet: the line is longer than a block
-                    pending = text
+            data = carry + block if carry else block
+            if block:
+                end = data.rfind(newline)
+                while end > 0 and end % unit:  # UTF-16: only a whole code unit ends a line
+                    end = data.rfind(newline, 0, end)
+                if end < 0:  # no line end yet: the line is longer than a block
+                    carry = data
                     continue
-                body, pending = text[:cut], text[cut:]
+                cut = end + unit
+            else:
+                cut = len(data)
+            carry = data[cut:]
+            try:
+                body = data[:cut].decode(self._codec)
+            except UnicodeDecodeError as exc:
+                raise self._decode_problem(exc) from None
             self._block_offset = self._next_block_offset
+            self._next_block_offset += cut
             self._block_text = body
-            self._next_block_offset += len(body.encode(self._codec))
+            self._known = (0, self._block_offset)
             self._sio = io.StringIO(body, newline="")
-            yield from self._sio
-            if final:
+            yield self._sio
+            if not block:
                 return
 
-    def _decode_problem(self, pending: str, exc: UnicodeDecodeError) -> CsvProblem:
-        # ``exc.object`` is what the decoder was given, including bytes it held back from
-        # the previous block; count lines in it as text, since in UTF-16 a 0x0A byte may be
-        # half of another character.
+    def _decode_problem(self, exc: UnicodeDecodeError) -> CsvProblem:
+        # Count lines in the decoded text before the bad bytes: in UTF-16 a 0x0A byte may
+        # be half of another character.
         before = codecs.decode(exc.object[: exc.start], self._codec, "replace")
-        line = self._lines_before + self._reader.line_num + 1
-        line += pending.count("\n") + before.count("\n")
-        bad = exc.object[exc.start : exc.end].hex(" ")
+        line = self._lines_before + self._reader.line_num + 1 + before.count("\n")
+        bad = exc.object[exc.start : exc.end][:8].hex(" ")
         return CsvProblem(
             f"bytes {bad} are not valid {self._codec}; re-save the file as UTF-8 or pass the "
             "right encoding",
@@ -189,37 +203,46 @@ class RecordReader:
     @property
     def offset(self) -> int:
         """Byte offset of the next unread record."""
-        consumed = self._block_text[: self._sio.tell()]
-        return self._block_offset + len(consumed.encode(self._codec))
+        position = self._sio.tell()
+        known_position, known_offset = self._known
+        if position < known_position:
+            known_position, known_offset = 0, self._block_offset
+        # Encode only the text read since the last call: each byte is counted once.
+        consumed = self._block_text[known_position:position]
+        offset = known_offset + len(consumed.encode(self._codec))
+        self._known = (position, offset)
+        return offset
 
     @property
     def line(self) -> int:
         """Physical line number of the next unread record."""
         return self._lines_before + self._reader.line_num + 1
 
-    def read(self, max_records: int) -> RecordChunk:
-        """Up to ``max_records`` records; raises CsvProblem naming the line on malformed CSV."""
-        records: list[list[str]] = []
-        lines: list[int] = []
+    def read(self, max_records: int, *, with_lines: bool = True) -> RecordChunk:
+        """Up to ``max_records`` records; raises CsvProblem naming the line on malformed CSV.
+
+        ``with_lines=False`` is the fast path: records are taken in C (``islice``) without
+        noting where each starts, so ``lines`` is empty; ``locate()`` finds them later if
+        they are needed (a rejected record), and an error is located the same way.
+        """
         first = self._record + 1
-        reader = self._reader
-        base = self._lines_before + 1
-        if not self._at_end:
+        start = (self.offset, self.line)
+        if self._at_end:
+            records: list[list[str]] = []
+            lines: list[int] = []
+        elif with_lines:
+            records, lines = self._read_noting_lines(max_records, first)
+        else:
+            lines = []
             try:
-                while len(records) < max_records:
-                    start_line = base + reader.line_num
-                    record = next(reader, None)
-                    if record is None:
-                        self._at_end = True
-                        break
-                    if not record or (len(record) == 1 and not record[0].strip()):
-                        continue  # a blank line, or one of spaces only
-                    records.append(record)
-                    lines.append(start_line)
+                records = list(itertools.islice(self._reader, max_records))
             except csv.Error as exc:
-                raise CsvProblem(
-                    _csv_reason(str(exc)), line=start_line, record=first + len(records)
-                ) from None
+                self._relocated(start).read(max_records)  # raises, naming the right line
+                raise CsvProblem(_csv_reason(str(exc)), line=start[1], record=first) from None
+            self._at_end = len(records) < max_records
+            lengths = set(map(len, records))
+            if 0 in lengths or 1 in lengths:
+                records = [r for r in records if r and (len(r) > 1 or r[0].strip())]
         self._record += len(records)
         return RecordChunk(
             records=records,
@@ -228,7 +251,55 @@ class RecordReader:
             next_offset=self.offset,
             next_line=self.line,
             at_end=self._at_end,
+            start_offset=start[0],
+            start_line=start[1],
         )
+
+    def _read_noting_lines(self, max_records: int, first: int) -> tuple[list[list[str]], list[int]]:
+        records: list[list[str]] = []
+        lines: list[int] = []
+        reader = self._reader
+        base = self._lines_before + 1
+        start_line = base + reader.line_num
+        try:
+            while len(records) < max_records:
+                start_line = base + reader.line_num
+                record = next(reader, None)
+                if record is None:
+                    self._at_end = True
+                    break
+                if not record or (len(record) == 1 and not record[0].strip()):
+                    continue  # a blank line, or one of spaces only
+                records.append(record)
+                lines.append(start_line)
+        except csv.Error as exc:
+            raise CsvProblem(
+                _csv_reason(str(exc)), line=start_line, record=first + len(records)
+            ) from None
+        return records, lines
+
+    def _relocated(self, start: tuple[int, int]) -> "RecordReader":
+        return RecordReader(
+            self._file,
+            encoding=self._encoding,
+            delimiter=self._delimiter,
+            offset=start[0],
+            line=start[1],
+            record=self._record,
+            block_bytes=self._block_bytes,
+        )
+
+    def locate(self, chunk: RecordChunk) -> list[int]:
+        """The line where each record of ``chunk`` (read without lines) starts."""
+        if chunk.lines or not chunk.records:
+            return chunk.lines
+        position = self._file.tell()
+        try:
+            again = self._relocated((chunk.start_offset, chunk.start_line))
+            again._record = chunk.first_record - 1
+            return again.read(len(chunk.records)).lines
+        finally:
+            self._file.seek(position)
 
 
 def read_header(

@@ -19,6 +19,8 @@ from collect_api.jobs import store
 from collect_api.jobs.models import Control, Job, JobState
 from collect_api.settings import Settings
 
+RUNNABLE = frozenset({JobState.RUNNING, JobState.PAUSING, JobState.TERMINATING})
+
 
 class SafePointStop(Exception):
     """Raised at a safe point to stop the job; the supervisor applies ``control``."""
@@ -45,16 +47,11 @@ class JobContext:
     async def chunk(self) -> AsyncIterator[AsyncConnection]:
         """A chunk's transaction, opened at a safe point; commit it with ``save``."""
         async with self.db.write() as conn:
-            current = await store.get_job(conn, job_id=self.job.id)
-            if current.owner != self.owner or current.state not in (
-                JobState.RUNNING,
-                JobState.PAUSING,
-                JobState.TERMINATING,
-            ):
+            state, owner, control = await store.claim_of(conn, job_id=self.job.id)
+            if owner != self.owner or state not in RUNNABLE:
                 raise LeaseLost(self.job.id)
-            if current.control is not None:
-                raise SafePointStop(Control(current.control))
-            self.job = current
+            if control is not None:
+                raise SafePointStop(Control(control))
             async with conn.begin_nested():
                 yield conn
 
@@ -76,7 +73,7 @@ class JobContext:
         """Record completion in the transaction that published the job's writes."""
         self.job = await store.transition(
             conn,
-            self.job,
+            await store.get_job(conn, job_id=self.job.id),
             JobState.COMPLETED,
             actor="system",
             reason="finished",

@@ -57,6 +57,16 @@ async def next_rev(conn: AsyncConnection) -> int:
     return int(value or 0) + 1
 
 
+async def claim_of(conn: AsyncConnection, *, job_id: str) -> tuple[str, str | None, str | None]:
+    """A job's ``(state, owner, control)``: what a runner checks at each safe point."""
+    row = (
+        await conn.execute(
+            select(JOB.c.state, JOB.c.owner, JOB.c.control).where(JOB.c.id == job_id)
+        )
+    ).one()
+    return row.state, row.owner, row.control
+
+
 async def get_job(conn: AsyncConnection, *, job_id: str, tenant: str | None = None) -> Job:
     query = select(JOB).where(JOB.c.id == job_id)
     if tenant is not None:
@@ -136,9 +146,9 @@ async def insert_job(
 async def update_job(conn: AsyncConnection, job: Job, **changes: Any) -> Job:
     """Change fields other than ``state`` (progress, checkpoint, lease, ...)."""
     assert "state" not in changes, "use transition() to change a job's state"
-    new = job.model_copy(update={**changes, "rev": await next_rev(conn), "updated_at": utcnow()})
-    await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**_changed(job, new)))
-    return new
+    values = {**changes, "rev": await next_rev(conn), "updated_at": utcnow()}
+    await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**values))
+    return job.model_copy(update=values)
 
 
 async def transition(
@@ -166,8 +176,8 @@ async def transition(
         values.setdefault("control", None)
         values.setdefault("owner", None)
         values.setdefault("lease_expires_at", None)
+    await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**values))
     new = job.model_copy(update=values)
-    await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**_changed(job, new)))
     await _record(conn, job=new, from_state=src, actor=actor, reason=reason)
     return new
 
@@ -216,8 +226,3 @@ async def _record(
             snapshot=job_document(job),
         )
     )
-
-
-def _changed(old: Job, new: Job) -> dict[str, Any]:
-    before, after = old.model_dump(), new.model_dump()
-    return {k: v for k, v in after.items() if before[k] != v or k in ("rev", "updated_at")}

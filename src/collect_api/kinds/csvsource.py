@@ -175,14 +175,17 @@ def reject(
     }
 
 
-def _read_chunk(reader: RecordReader, count: int, width: int, delimiter: str) -> "Chunk":
+def _read_chunk(
+    reader: RecordReader, count: int, width: int, delimiter: str, with_lines: bool
+) -> "Chunk":
     """Parse up to ``count`` records; split them into rows and rejections (wrong width).
     The checkpoint is left to the caller."""
-    chunk = reader.read(count)
+    chunk = reader.read(count, with_lines=with_lines)
     rows = chunk.records
     rejected: list[dict[str, Any]] = []
     kept: list[int] | None = None
-    if any(len(record) != width for record in rows):
+    if set(map(len, rows)) - {width}:
+        chunk.lines = reader.locate(chunk)
         kept = []
         for i, record in enumerate(rows):
             if len(record) == width:
@@ -224,10 +227,11 @@ def apply_policy(job: Job, rejected: list[dict[str, Any]], total_rejected: int) 
 
 
 async def read_chunks(
-    *, settings: Settings, job: Job, checkpoint: dict[str, Any]
+    *, settings: Settings, job: Job, checkpoint: dict[str, Any], with_lines: bool = False
 ) -> AsyncGenerator[Chunk, None]:
     """The records after ``checkpoint``, a chunk at a time; use with ``contextlib.aclosing``
-    so the file is closed when the consumer stops early."""
+    so the file is closed when the consumer stops early. ``with_lines`` notes where every
+    record starts (``Chunk.positions``); without it only rejected records are located."""
     p = job.params
     width = len(p["columns"])
     file = await asyncio.to_thread(open, upload_path(settings, job.id), "rb")
@@ -242,7 +246,7 @@ async def read_chunks(
         )
         while True:
             chunk = await asyncio.to_thread(
-                _read_chunk, reader, settings.chunk_rows, width, p["delimiter"]
+                _read_chunk, reader, settings.chunk_rows, width, p["delimiter"], with_lines
             )
             parsed = chunk.parsed
             total_rejected = checkpoint["rejected"] + len(chunk.rejected)

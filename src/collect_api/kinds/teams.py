@@ -118,7 +118,7 @@ class TeamsKind:
         cp = job.checkpoint or first_checkpoint(
             job.params, teams_created=0, members_added=0, members_present=0
         )
-        chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp)
+        chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp, with_lines=True)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 members, invalid = _memberships(job, chunk.rows, chunk.positions())
