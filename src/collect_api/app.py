@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from collect_api import __version__
 from collect_api.api import datasets, events, exports, health, imports, jobs, teams
 from collect_api.api.deps import Services
+from collect_api.api.limits import BodyLimit
 from collect_api.db import Database
 from collect_api.errors import CollectError
 from collect_api.jobs.broker import Broker
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             500, "Internal server error", "The service failed on this request; try again."
         )
 
+    app.add_middleware(BodyLimit)
     for router in (
         imports.router,
         exports.router,

@@ -33,7 +33,11 @@ def csv_form(**fields: dict[str, Any]) -> dict[str, Any]:
             "enum": ["utf-8", "utf-16", "latin-1"],
             "default": "utf-8",
         },
-        "delimiter": {"type": "string", "default": ","},
+        "delimiter": {
+            "type": "string",
+            "default": "auto",
+            "description": "auto (sniffs , ; tab |) or the one character that separates fields",
+        },
     }
     required = ["file", *(name for name, spec in fields.items() if spec.pop("required", False))]
     return {

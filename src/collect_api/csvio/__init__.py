@@ -12,13 +12,17 @@ from collect_api.csvio.reader import (
     read_header,
     resolve_encoding,
 )
+from collect_api.csvio.sniff import DELIMITERS, check_text, sniff_delimiter
 
 __all__ = [
+    "DELIMITERS",
     "CsvProblem",
     "Encoding",
     "Header",
     "RecordChunk",
     "RecordReader",
+    "check_text",
     "read_header",
     "resolve_encoding",
+    "sniff_delimiter",
 ]

@@ -351,7 +351,11 @@ def _csv_reason(message: str) -> str:
     if "unexpected end of data" in message:
         return "a quoted field is never closed: the file ends inside quotes"
     if "field larger than field limit" in message:
-        return "a field is larger than the allowed maximum size"
+        limit = message.rsplit("(", 1)[-1].rstrip(")")
+        return (
+            f"a field is larger than the {limit}-character limit (COLLECT_MAX_FIELD_BYTES); "
+            "check for a missing closing quote"
+        )
     if "expected after" in message:
         return f"malformed quoting ({message}); a quote inside a quoted field must be doubled"
     if "new-line character seen in unquoted field" in message:

@@ -29,8 +29,10 @@ from collect_api.csvio import (
     Header,
     RecordChunk,
     RecordReader,
+    check_text,
     read_header,
     resolve_encoding,
+    sniff_delimiter,
 )
 from collect_api.db import Database
 from collect_api.errors import BadCsv, Unprocessable
@@ -95,19 +97,20 @@ async def inspect_upload(
             f"form field 'max_errors' must be a whole number; got {max_errors!r}",
             field="max_errors",
         )
-    delimiter = form_field(upload, "delimiter", ",", None)
+    delimiter = form_field(upload, "delimiter", "auto", None)
     delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter, delimiter)
-    if len(delimiter) != 1 or delimiter in '"\r\n':
+    if delimiter != "auto" and (len(delimiter) != 1 or delimiter in '"\r\n'):
         raise Unprocessable(
-            f"form field 'delimiter' must be one character such as , ; | or tab; got {delimiter!r}",
+            "form field 'delimiter' must be auto or one character such as , ; | or tab; "
+            f"got {delimiter!r}",
             field="delimiter",
         )
     try:
-        encoding, header, size = await asyncio.to_thread(
+        encoding, delimiter, header, size = await asyncio.to_thread(
             _read_header, path, upload.fields.get("encoding", "utf-8"), delimiter, settings
         )
     except CsvProblem as exc:
-        raise BadCsv(str(exc), code=exc.code, line=exc.line) from None
+        raise BadCsv(str(exc), code=exc.code, line=exc.line, column=exc.column) from None
     params = {
         "on_error": on_error,
         "max_errors": int(max_errors),
@@ -125,12 +128,15 @@ async def inspect_upload(
 
 def _read_header(
     path: Path, encoding_name: str, delimiter: str, settings: Settings
-) -> tuple[Encoding, Header, int]:
+) -> tuple[Encoding, str, Header, int]:
     encoding = resolve_encoding(path, encoding_name)
+    check_text(path, encoding)
+    if delimiter == "auto":
+        delimiter = sniff_delimiter(path, encoding)
     header = read_header(
         path, encoding=encoding, delimiter=delimiter, max_columns=settings.max_columns
     )
-    return encoding, header, path.stat().st_size
+    return encoding, delimiter, header, path.stat().st_size
 
 
 def first_checkpoint(params: dict[str, Any], **counters: int) -> dict[str, Any]:
