@@ -13,11 +13,14 @@ RUN python -m venv /opt/collect \
 
 # Runtime stage: the venv only, run by a non-root user that owns /data.
 FROM python:3.11-slim
+# The server listens on 0.0.0.0 inside the container, so it runs open on purpose
+# (COLLECT_ALLOW_OPEN=1); set COLLECT_API_KEYS before publishing the port beyond this host.
 ENV PATH=/opt/collect/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     COLLECT_DATA_DIR=/data \
-    COLLECT_DATABASE_URL=sqlite+aiosqlite:////data/collect.db
+    COLLECT_DATABASE_URL=sqlite+aiosqlite:////data/collect.db \
+    COLLECT_ALLOW_OPEN=1
 RUN groupadd --system --gid 10001 collect \
  && useradd --system --uid 10001 --gid collect --home-dir /data --no-create-home \
       --shell /usr/sbin/nologin collect \

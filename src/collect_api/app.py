@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collect_api import __version__
+from collect_api.access import Access
 from collect_api.api import datasets, events, exports, health, imports, jobs, teams
 from collect_api.api.deps import Services
 from collect_api.api.limits import BodyLimit
@@ -68,6 +69,7 @@ def _end_streams_on_stop(broker: Broker) -> Iterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    access = Access.parse(settings.api_keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,9 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         supervisor = Supervisor(db=db, settings=settings, broker=broker, kinds=all_kinds(settings))
         await supervisor.start()
         app.state.services = Services(
-            settings=settings, db=db, broker=broker, supervisor=supervisor
+            settings=settings, db=db, broker=broker, supervisor=supervisor, access=access
         )
         log.info("Collect %s serving data in %s", __version__, settings.data_dir)
+        log.info("access: %s", access.describe())
         try:
             with _end_streams_on_stop(broker):
                 yield
@@ -103,7 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(CollectError)
     async def _collect_error(_request: Request, exc: CollectError) -> JSONResponse:
-        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+        return JSONResponse(
+            exc.problem(), status_code=exc.status, media_type=PROBLEM, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,5 +1,6 @@
 """The ``collect`` command: ``collect serve`` and the client verbs."""
 
+import ipaddress
 from typing import Annotated
 
 import typer
@@ -17,6 +18,23 @@ def serve(
     """Run the service (settings from COLLECT_* environment variables)."""
     import uvicorn
 
+    from collect_api.access import Access, BadKeys
+    from collect_api.settings import Settings
+
+    settings = Settings()
+    try:
+        access = Access.parse(settings.api_keys)
+    except BadKeys as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if access.open and not _is_loopback(host) and not settings.allow_open:
+        typer.echo(
+            f"Refusing to serve on {host} with no API keys: anyone who can reach it could "
+            "read and change every job. Set COLLECT_API_KEYS=tenant:key,... or, to run open "
+            "on purpose, COLLECT_ALLOW_OPEN=1.",
+            err=True,
+        )
+        raise typer.Exit(2)
+
     uvicorn.run(
         "collect_api.app:create_app",
         factory=True,
@@ -26,6 +44,15 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=30,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command()

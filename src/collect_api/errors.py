@@ -8,6 +8,7 @@ class CollectError(Exception):
 
     status: int = 400
     title: str = "Bad request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -22,6 +23,15 @@ class CollectError(Exception):
             "detail": self.detail,
             **self.extra,
         }
+
+
+class Unauthorized(CollectError):
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, challenge: str) -> None:
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": challenge}
 
 
 class NotFound(CollectError):

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # A running job's claim is renewed at every chunk; a claim older than this is abandoned.
     lease_s: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # tenant:key pairs, comma-separated; empty: open, one tenant.
+    api_keys: str = Field(default="", repr=False)
+    # Let `collect serve` bind beyond loopback with no API keys.
+    allow_open: bool = False
     # How long a finished export's file is kept: seconds, or ISO 8601 such as P7D.
     result_ttl: timedelta = timedelta(days=7)
     # How often finished jobs' leftover files are looked for.

@@ -4,13 +4,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from collect_api.access import DEFAULT_TENANT, KEY_COOKIE, Access
 from collect_api.db import Database
+from collect_api.errors import Unauthorized
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
 from collect_api.settings import Settings
-
-DEFAULT_TENANT = "default"
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Services:
     db: Database
     broker: Broker
     supervisor: Supervisor
+    access: Access
 
 
 def get_services(request: Request) -> Services:
@@ -26,8 +28,34 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def get_tenant() -> str:
-    return DEFAULT_TENANT
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key of COLLECT_API_KEYS, when keys are configured. Browsers' "
+    f"EventSource cannot send headers: it sends the `{KEY_COOKIE}` cookie instead.",
+)
+
+
+def get_tenant(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The caller's tenant: from its API key, or the one tenant of an open service."""
+    access = get_services(request).access
+    if access.open:
+        return DEFAULT_TENANT
+    key = credentials.credentials if credentials else request.cookies.get(KEY_COOKIE)
+    if not key:
+        raise Unauthorized(
+            "An API key is required: send the header 'Authorization: Bearer <key>'.",
+            challenge='Bearer realm="collect"',
+        )
+    tenant = access.tenant_of(key)
+    if tenant is None:
+        raise Unauthorized(
+            "This API key is not known; check it, or ask for one.",
+            challenge='Bearer realm="collect", error="invalid_token"',
+        )
+    return tenant
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
