@@ -19,6 +19,7 @@ The SQLite settings, each applied to every connection:
 - ``foreign_keys=ON``: history rows cannot outlive their job.
 """
 
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,8 +74,10 @@ class Database:
             raise ValueError(
                 f"unsupported database URL {url!r}: only sqlite+aiosqlite is supported"
             )
+        self.reserve: Path | None = None
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.reserve = Path(parsed.database).with_name(".collect-disk-reserve")
         self.url = url
         self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
         self.reader = _sqlite_engine(url, begin="BEGIN")
@@ -90,6 +93,27 @@ class Database:
         """A read-only snapshot."""
         async with self.reader.begin() as conn:
             yield conn
+
+    def keep_reserve(self, size: int) -> None:
+        """Hold ``size`` bytes of disk beside the database, to give back when the disk is
+        full: then a job's end and the rollback of its writes still have room. Blocking."""
+        if self.reserve is None or size <= 0:
+            return
+        try:
+            if self.reserve.exists() and self.reserve.stat().st_size >= size:
+                return
+            with open(self.reserve, "wb") as f:
+                f.truncate(0)
+                os.posix_fallocate(f.fileno(), 0, size)
+        except OSError:  # no room for it now; try again later
+            self.reserve.unlink(missing_ok=True)
+
+    def give_back_reserve(self) -> bool:
+        """Free the reserve; True if there was one."""
+        if self.reserve is None or not self.reserve.exists():
+            return False
+        self.reserve.unlink(missing_ok=True)
+        return True
 
     async def dispose(self) -> None:
         await self.writer.dispose()

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     allow_open: bool = False
     # How long a finished export's file is kept: seconds, or ISO 8601 such as P7D.
     result_ttl: timedelta = timedelta(days=7)
+    # Disk kept free beside the database (a reserve file), given back when the disk fills up
+    # so that a failing job can still record its end and roll its writes back.
+    disk_reserve_bytes: int = Field(default=64 * 1024**2, ge=0)
     # How often finished jobs' leftover files are looked for.
     housekeeping_interval_s: float = Field(default=60.0, gt=0)
     # This host's name in job claims. Processes that share it (one host) see at once that a

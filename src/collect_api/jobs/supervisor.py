@@ -34,6 +34,7 @@ Invariants:
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -42,13 +43,14 @@ from collections.abc import Coroutine
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from collect_api.csvio import CsvProblem
 from collect_api.db import Database
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.context import JobContext, LeaseLost, SafePointStop
-from collect_api.jobs.models import ACTIVE, Control, Job, JobState
+from collect_api.jobs.models import ACTIVE, TERMINAL, Control, Job, JobState
 from collect_api.jobs.registry import JobKind
 from collect_api.jobs.store import JOB
 from collect_api.settings import Settings
@@ -56,6 +58,11 @@ from collect_api.settings import Settings
 log = logging.getLogger("collect.supervisor")
 
 SYSTEM = "system"
+DISK_FULL = {
+    "code": "disk_full",
+    "message": "the disk is full, so the job could not go on; nothing committed was lost. "
+    "Free some space, then submit the job again.",
+}
 
 
 def error_document(exc: BaseException) -> dict[str, Any]:
@@ -66,12 +73,11 @@ def error_document(exc: BaseException) -> dict[str, Any]:
             if getattr(exc, key) is not None:
                 doc[key] = getattr(exc, key)
         return doc
-    text = str(exc)
-    if "disk is full" in text or (isinstance(exc, OSError) and exc.errno == 28):
-        return {"code": "disk_full", "message": "the disk is full; free space and submit again"}
+    if _disk_full(exc):
+        return DISK_FULL
     if isinstance(exc, JobFailure):
-        return {"code": exc.code, "message": text}
-    return {"code": "internal", "message": f"the job stopped on an unexpected error: {text}"}
+        return {"code": exc.code, "message": str(exc)}
+    return {"code": "internal", "message": f"the job stopped on an unexpected error: {exc}"}
 
 
 class JobFailure(Exception):
@@ -165,6 +171,7 @@ class Supervisor:
 
     async def _housekeep_forever(self) -> None:
         while True:
+            await asyncio.to_thread(self.db.keep_reserve, self.settings.disk_reserve_bytes)
             for kind in self.kinds.values():
                 try:
                     await kind.housekeep(self.db)
@@ -423,20 +430,50 @@ class Supervisor:
         self, job_id: str, state: JobState, *, reason: str, error: dict[str, Any] | None = None
     ) -> None:
         """Roll the job's writes back and record its terminal state, in one transaction."""
+        try:
+            job = await self._record_end(job_id, state, reason=reason, error=error, undo=True)
+        except OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            # The disk is full: give back the reserve kept for this and try again; failing
+            # that, record the end alone, and the kind's housekeeping undoes the writes
+            # (invisible to users meanwhile) once there is room.
+            log.error("the disk is full while ending job %s", job_id)
+            try:
+                if not await asyncio.to_thread(self.db.give_back_reserve):
+                    raise
+                job = await self._record_end(job_id, state, reason=reason, error=error, undo=True)
+            except OperationalError:
+                job = await self._record_end(
+                    job_id, state, reason=reason, error=error or DISK_FULL, undo=False
+                )
+        if job is not None:
+            self.kinds[job.kind].release(job)
+
+    async def _record_end(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        reason: str,
+        error: dict[str, Any] | None,
+        undo: bool,
+    ) -> Job | None:
         async with self.db.write() as conn:
             job = await store.get_job(conn, job_id=job_id)
-            if JobState(job.state) in (JobState.COMPLETED, JobState.FAILED, JobState.TERMINATED):
-                return
-            kind = self.kinds[job.kind]
-            await kind.discard(conn, job)
+            if job.state in TERMINAL:
+                return None
+            if undo:
+                await self.kinds[job.kind].discard(conn, job)
             if job.state == JobState.TERMINATING:  # a user's terminate wins over a failure
                 state, error = JobState.TERMINATED, None
             if job.state != JobState.TERMINATING and state == JobState.TERMINATED:
                 job = await store.transition(
                     conn, job, JobState.TERMINATING, actor=SYSTEM, reason="terminate requested"
                 )
-            job = await store.transition(conn, job, state, actor=SYSTEM, reason=reason, error=error)
-        kind.release(job)
+            return await store.transition(
+                conn, job, state, actor=SYSTEM, reason=reason, error=error
+            )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -447,6 +484,10 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # it exists, under another user
         return True
     return True
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return "disk is full" in str(exc) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
 
 
 def _expected(exc: BaseException) -> bool:

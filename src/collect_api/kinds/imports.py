@@ -15,7 +15,7 @@ from collect_api.db import Database
 from collect_api.errors import Conflict, DatasetNotFound, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
-from collect_api.jobs.models import Job
+from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.kinds.csvsource import (
     first_checkpoint,
@@ -163,4 +163,14 @@ class ImportKind:
         release_upload(self.settings, job)
 
     async def housekeep(self, db: Database) -> None:
+        """Uploads no job needs, and staging tables of finished jobs: an end recorded while
+        the disk was full leaves its rollback to this."""
         await sweep_uploads(settings=self.settings, db=db, kind=self.name)
+        async with db.read() as conn:
+            staged = await datasets.stage_tables(conn)
+            jobs = await store.jobs_by_id(conn, ids=list(staged))
+        for job_id, table in staged.items():
+            job = jobs.get(job_id)
+            if job is None or job.state in TERMINAL:
+                async with db.write() as conn:
+                    await datasets.drop_table(conn, table)

@@ -19,7 +19,7 @@ from collect_api.db import Database
 from collect_api.errors import Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
-from collect_api.jobs.models import Job
+from collect_api.jobs.models import TERMINAL, Job
 from collect_api.kinds.csvsource import (
     apply_policy,
     first_checkpoint,
@@ -183,3 +183,5 @@ class TeamsKind:
 
     async def housekeep(self, db: Database) -> None:
         await sweep_uploads(settings=self.settings, db=db, kind=self.name)
+        async with db.write() as conn:
+            await teams.discard_finished(conn, final_states=sorted(TERMINAL))

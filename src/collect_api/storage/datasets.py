@@ -50,6 +50,14 @@ async def drop_table(conn: AsyncConnection, table: str) -> None:
     await conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{_checked(table)}"')
 
 
+async def stage_tables(conn: AsyncConnection) -> dict[str, str]:
+    """Staging tables by job id."""
+    result = await conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'stage\\_%' ESCAPE '\\'"
+    )
+    return {name.removeprefix("stage_"): name for (name,) in result.all()}
+
+
 async def insert_rows(
     conn: AsyncConnection, table: str, column_count: int, rows: list[list[str]]
 ) -> None:

@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from collect_api.errors import NotFound
 from collect_api.jobs.models import utcnow
+from collect_api.jobs.store import JOB
 
 
 class Team(SQLModel, table=True):
@@ -122,6 +123,13 @@ async def publish_teams(conn: AsyncConnection, *, job_id: str) -> None:
 async def discard_teams(conn: AsyncConnection, *, job_id: str) -> None:
     await conn.execute(delete(MEMBER).where(MEMBER.c.job_id == job_id, MEMBER.c.pending))
     await conn.execute(delete(TEAM).where(TEAM.c.job_id == job_id, TEAM.c.pending))
+
+
+async def discard_finished(conn: AsyncConnection, *, final_states: list[str]) -> None:
+    """Pending rows of jobs that are final: left when their end had no room to undo them."""
+    finished = select(JOB.c.id).where(JOB.c.state.in_(final_states))
+    await conn.execute(delete(MEMBER).where(MEMBER.c.pending, MEMBER.c.job_id.in_(finished)))
+    await conn.execute(delete(TEAM).where(TEAM.c.pending, TEAM.c.job_id.in_(finished)))
 
 
 def _member_count() -> Any:

@@ -1,0 +1,81 @@
+"""A full disk: the job fails with a clear error, nothing committed is lost, and the service
+recovers by itself once there is room again. The database lives on a small tmpfs."""
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from make_csv import write_responses_csv
+
+from collect_api.app import create_app
+from tests.conftest import make_settings
+from tests.helpers import dataset_rows, start_import, wait_for
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def stage_tables(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'stage%'").fetchall()
+    return [name for (name,) in rows]
+
+
+async def test_a_full_disk_fails_the_job_and_loses_nothing(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    ballast = small_disk / "ballast"
+    ballast.write_bytes(os.urandom(4 * 1024 * 1024))
+    source = tmp_path / "big.csv"
+    write_responses_csv(source, 60_000, seed=4)  # ~6 MB of CSV: more than the disk holds
+    settings = make_settings(
+        tmp_path,
+        database_url=f"sqlite+aiosqlite:///{small_disk / 'collect.db'}",
+        chunk_rows=2_000,
+        housekeeping_interval_s=0.1,
+        disk_reserve_bytes=1024 * 1024,
+    )
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, shutdown_timeout=60) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
+        ) as client,
+    ):
+        kept = await start_import(client, b"a,b\r\n1,x\r\n2,y\r\n", "keep")
+        await wait_for(client, kept["id"], {"completed"})
+
+        big = await start_import(client, source, "big")
+        failed = await wait_for(client, big["id"], {"failed"}, timeout=120)
+        assert failed["error"]["code"] == "disk_full"
+        assert "disk is full" in failed["error"]["message"]
+        assert (await client.get("/datasets/big")).status_code == 404
+        assert (await dataset_rows(client, "keep"))[1] == [["1", "x"], ["2", "y"]]
+        assert (await client.get("/healthz")).status_code == 200
+
+        # Room again: the rollback left for later is done, and imports work.
+        ballast.unlink()
+        again = await start_import(client, b"a\r\n1\r\n", "after")
+        await wait_for(client, again["id"], {"completed"}, timeout=60)
+        deadline = 600
+        while stage_tables(small_disk / "collect.db") and deadline:
+            deadline -= 1
+            await wait_for(client, again["id"], {"completed"})
+        assert stage_tables(small_disk / "collect.db") == []
