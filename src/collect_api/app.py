@@ -12,6 +12,7 @@ from types import FrameType
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -131,6 +132,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         elif exc.status_code == 405:
             detail = "This method is not allowed here; see /docs for the API."
         return _problem(exc.status_code, detail.split(";")[0], detail)
+
+    @app.exception_handler(OperationalError)
+    async def _database_error(_request: Request, exc: OperationalError) -> JSONResponse:
+        if "disk is full" in str(exc):
+            return _problem(
+                507,
+                "Insufficient storage",
+                "The server's disk is full, so nothing was changed; try again once space is "
+                "freed.",
+            )
+        log.error("database error: %s", exc)
+        return _problem(503, "Service unavailable", "The database is busy; try again.")
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
