@@ -77,8 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.uploads_dir.mkdir(parents=True, exist_ok=True)
         settings.exports_dir.mkdir(parents=True, exist_ok=True)
-        # The csv module's limit is per process and counts characters; bytes ≥ characters.
-        csv.field_size_limit(settings.max_field_bytes)
+        # The csv module's limit is per process and counts characters. It only stops a runaway
+        # field (a quote never closed); RecordReader enforces max_field_bytes in bytes and
+        # names the column.
+        csv.field_size_limit(max(settings.max_field_bytes * 16, 1 << 20))
         db = Database(settings.database_url)
         async with db.writer.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
@@ -139,8 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _problem(
                 507,
                 "Insufficient storage",
-                "The server's disk is full, so nothing was changed; try again once space is "
-                "freed.",
+                "The server's disk is full, so nothing was changed; try again once space is freed.",
             )
         log.error("database error: %s", exc)
         return _problem(503, "Service unavailable", "The database is busy; try again.")

@@ -71,6 +71,7 @@ def resolve_encoding(path: Path, name: str) -> Encoding:
     except LookupError:
         raise CsvProblem(
             f"encoding {name!r} is unknown; use one of {', '.join(SUPPORTED_ENCODINGS)}",
+            column="encoding",
             code="bad_encoding",
         ) from None
     aliases = {"iso8859-1": "latin-1", "utf-16-le": "utf-16", "utf-16-be": "utf-16"}
@@ -78,6 +79,7 @@ def resolve_encoding(path: Path, name: str) -> Encoding:
     if name not in SUPPORTED_ENCODINGS:
         raise CsvProblem(
             f"encoding {name!r} is not supported; use one of {', '.join(SUPPORTED_ENCODINGS)}",
+            column="encoding",
             code="bad_encoding",
         )
     with open(path, "rb") as f:
@@ -135,8 +137,12 @@ class RecordReader:
         line: int,
         record: int = 0,
         block_bytes: int = BLOCK_BYTES,
+        max_field_bytes: int | None = None,
+        field_names: list[str] | None = None,
     ) -> None:
         file.seek(offset)
+        self._max_field_bytes = max_field_bytes
+        self._field_names = field_names
         self._file = file
         self._encoding = encoding
         self._delimiter = delimiter
@@ -244,7 +250,7 @@ class RecordReader:
             if 0 in lengths or 1 in lengths:
                 records = [r for r in records if r and (len(r) > 1 or r[0].strip())]
         self._record += len(records)
-        return RecordChunk(
+        chunk = RecordChunk(
             records=records,
             lines=lines,
             first_record=first,
@@ -254,6 +260,8 @@ class RecordReader:
             start_offset=start[0],
             start_line=start[1],
         )
+        self._check_field_sizes(chunk)
+        return chunk
 
     def _read_noting_lines(self, max_records: int, first: int) -> tuple[list[list[str]], list[int]]:
         records: list[list[str]] = []
@@ -287,7 +295,31 @@ class RecordReader:
             line=start[1],
             record=self._record,
             block_bytes=self._block_bytes,
+            max_field_bytes=self._max_field_bytes,
+            field_names=self._field_names,
         )
+
+    def _check_field_sizes(self, chunk: RecordChunk) -> None:
+        """CsvProblem for the first field longer than ``max_field_bytes`` once encoded. Only
+        a chunk longer than the limit can hold one, so most chunks are not looked into."""
+        limit = self._max_field_bytes
+        if limit is None or chunk.next_offset - chunk.start_offset <= limit:
+            return
+        shortest = limit // 4  # no encoding here takes more than 4 bytes a character
+        for i, record in enumerate(chunk.records):
+            for position, field in enumerate(record):
+                if len(field) > shortest and len(field.encode(self._codec)) > limit:
+                    names = self._field_names
+                    column = names[position] if names and position < len(names) else None
+                    lines = chunk.lines or self.locate(chunk)
+                    raise CsvProblem(
+                        f"a field of {len(field.encode(self._codec))} bytes is larger than the "
+                        f"{limit}-byte limit (COLLECT_MAX_FIELD_BYTES)",
+                        line=lines[i],
+                        record=chunk.first_record + i,
+                        column=column if column is not None else f"#{position + 1}",
+                        code="field_too_large",
+                    )
 
     def locate(self, chunk: RecordChunk) -> list[int]:
         """The line where each record of ``chunk`` (read without lines) starts."""
@@ -303,12 +335,22 @@ class RecordReader:
 
 
 def read_header(
-    path: Path, *, encoding: Encoding, delimiter: str = ",", max_columns: int | None = None
+    path: Path,
+    *,
+    encoding: Encoding,
+    delimiter: str = ",",
+    max_columns: int | None = None,
+    max_field_bytes: int | None = None,
 ) -> Header:
     """The header record, skipping leading blank lines; CsvProblem if there is none."""
     with open(path, "rb") as f:
         reader = RecordReader(
-            f, encoding=encoding, delimiter=delimiter, offset=encoding.bom_bytes, line=1
+            f,
+            encoding=encoding,
+            delimiter=delimiter,
+            offset=encoding.bom_bytes,
+            line=1,
+            max_field_bytes=max_field_bytes,
         )
         chunk = reader.read(1)
     if not chunk.records:
@@ -351,10 +393,9 @@ def _csv_reason(message: str) -> str:
     if "unexpected end of data" in message:
         return "a quoted field is never closed: the file ends inside quotes"
     if "field larger than field limit" in message:
-        limit = message.rsplit("(", 1)[-1].rstrip(")")
         return (
-            f"a field is larger than the {limit}-character limit (COLLECT_MAX_FIELD_BYTES); "
-            "check for a missing closing quote"
+            "a field is far larger than the limit (COLLECT_MAX_FIELD_BYTES); check for a "
+            "missing closing quote"
         )
     if "expected after" in message:
         return f"malformed quoting ({message}); a quote inside a quoted field must be doubled"

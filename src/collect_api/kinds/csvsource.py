@@ -110,6 +110,8 @@ async def inspect_upload(
             _read_header, path, upload.fields.get("encoding", "utf-8"), delimiter, settings
         )
     except CsvProblem as exc:
+        if exc.column == "encoding" and exc.line is None:  # the form field, not a CSV column
+            raise Unprocessable(exc.reason, field="encoding") from None
         raise BadCsv(str(exc), code=exc.code, line=exc.line, column=exc.column) from None
     params = {
         "on_error": on_error,
@@ -134,7 +136,11 @@ def _read_header(
     if delimiter == "auto":
         delimiter = sniff_delimiter(path, encoding)
     header = read_header(
-        path, encoding=encoding, delimiter=delimiter, max_columns=settings.max_columns
+        path,
+        encoding=encoding,
+        delimiter=delimiter,
+        max_columns=settings.max_columns,
+        max_field_bytes=settings.max_field_bytes,
     )
     return encoding, delimiter, header, path.stat().st_size
 
@@ -171,13 +177,15 @@ def reject(
     record: list[str], *, line: int, number: int, column: str | None, reason: str, delimiter: str
 ) -> dict[str, Any]:
     out = io.StringIO()
-    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(record)
+    # The writer quotes fields holding characters of its line terminator: keep CR LF in it,
+    # so that a field with a line break is quoted, and cut the terminator off afterwards.
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerow(record)
     return {
         "line": line,
         "record": number,
         "column": column,
         "reason": reason,
-        "raw": out.getvalue(),
+        "raw": out.getvalue()[:-2],
     }
 
 
@@ -249,6 +257,8 @@ async def read_chunks(
             offset=checkpoint["offset"],
             line=checkpoint["line"],
             record=checkpoint["records"],
+            max_field_bytes=settings.max_field_bytes,
+            field_names=p["columns"],
         )
         while True:
             chunk = await asyncio.to_thread(
