@@ -40,6 +40,7 @@ def expected_rows() -> list[list[str]]:
     return list(responses(RECORDS, seed=7))
 
 
+@pytest.mark.settings(chunk_rows=50)
 async def test_import_is_exact_across_many_random_pauses(
     client: httpx.AsyncClient, nasty_csv: Path, expected_rows: list[list[str]]
 ) -> None:
