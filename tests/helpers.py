@@ -15,7 +15,7 @@ TERMINAL = {"completed", "failed", "terminated"}
 async def upload(
     client: httpx.AsyncClient, source: Path | bytes, dataset: str, **fields: str
 ) -> httpx.Response:
-    content = source.read_bytes() if isinstance(source, Path) else source
+    content = await asyncio.to_thread(source.read_bytes) if isinstance(source, Path) else source
     return await client.post(
         "/imports",
         files={"file": ("data.csv", content, "text/csv")},
@@ -32,7 +32,10 @@ async def start_import(
 
 
 async def wait_for(
-    client: httpx.AsyncClient, job_id: str, states: set[str], timeout: float = 60
+    client: httpx.AsyncClient,
+    job_id: str,
+    states: set[str],
+    timeout: float = 60,  # noqa: ASYNC109 - a polling deadline, failing the test when reached
 ) -> dict[str, Any]:
     """Poll the job until its state is one of ``states``; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -46,7 +49,10 @@ async def wait_for(
 
 
 async def wait_progress(
-    client: httpx.AsyncClient, job_id: str, at_least: int, timeout: float = 60
+    client: httpx.AsyncClient,
+    job_id: str,
+    at_least: int,
+    timeout: float = 60,  # noqa: ASYNC109 - a polling deadline, failing the test when reached
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:

@@ -1,6 +1,7 @@
 """CSV import: exact, all-or-nothing, pausable, resumable, terminable."""
 
 import asyncio
+import itertools
 import random
 import sqlite3
 from pathlib import Path
@@ -96,7 +97,7 @@ async def test_history_records_every_transition_and_who_asked(
     assert moves[-1] == ("running", "completed")
     pause = next(h for h in history if h["to_state"] == "pausing")
     assert pause["actor"] == "default"
-    assert all(a["at"] <= b["at"] for a, b in zip(history, history[1:], strict=False))
+    assert all(a["at"] <= b["at"] for a, b in itertools.pairwise(history))
 
 
 def tables(settings: Settings) -> set[str]:
@@ -112,7 +113,7 @@ def job_of(listing: httpx.Response) -> str:
     return str(listing.json()["items"][-1]["id"])
 
 
-BEFORE = [["1", "before, \"quoted\""], ["2", "ça va\nbien"]]
+BEFORE = [["1", 'before, "quoted"'], ["2", "ça va\nbien"]]
 NEW = [[str(i), f"new row {i}"] for i in range(3, 30_003)]
 
 
