@@ -44,6 +44,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.csvio import CsvProblem
 from collect_api.db import Database
@@ -306,17 +307,11 @@ class Supervisor:
                         )
                     )
                 else:
-                    to = JobState.PAUSED if job.control == Control.PAUSE else JobState.QUEUED
-                    await store.transition(
+                    await _release_claim(
                         conn,
                         job,
-                        to,
-                        actor=SYSTEM,
                         reason="its process stopped; it resumes from its last checkpoint",
                         attempts=attempts,
-                        owner=None,
-                        lease_expires_at=None,
-                        control=None,
                     )
         for job in failed:
             self.kinds[job.kind].release(job)
@@ -414,16 +409,10 @@ class Supervisor:
                 # Finish it on the next start (or in another process).
                 await store.update_job(conn, job, owner=None, lease_expires_at=None)
             elif job.state in ACTIVE:
-                to = JobState.PAUSED if job.control == Control.PAUSE else JobState.QUEUED
-                await store.transition(
+                await _release_claim(
                     conn,
                     job,
-                    to,
-                    actor=SYSTEM,
                     reason="interrupted: the service stopped; it resumes from its checkpoint",
-                    owner=None,
-                    lease_expires_at=None,
-                    control=None,
                 )
 
     async def _end(
@@ -474,6 +463,22 @@ class Supervisor:
             return await store.transition(
                 conn, job, state, actor=SYSTEM, reason=reason, error=error
             )
+
+
+async def _release_claim(conn: AsyncConnection, job: Job, *, reason: str, **changes: Any) -> None:
+    """A running job its process gave up: queued to run again from its checkpoint, or
+    paused if a pause was asked for."""
+    await store.transition(
+        conn,
+        job,
+        JobState.PAUSED if job.control == Control.PAUSE else JobState.QUEUED,
+        actor=SYSTEM,
+        reason=reason,
+        owner=None,
+        lease_expires_at=None,
+        control=None,
+        **changes,
+    )
 
 
 def _pid_alive(pid: int) -> bool:

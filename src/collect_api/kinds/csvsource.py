@@ -71,6 +71,14 @@ def progress(
     }
 
 
+def checkpoint_progress(
+    checkpoint: dict[str, Any], *, size: int, rate: float | None
+) -> dict[str, Any]:
+    return progress(
+        records=checkpoint["records"], offset=checkpoint["offset"], size=size, rate=rate
+    )
+
+
 def form_field(upload: Upload, name: str, default: str, allowed: tuple[str, ...] | None) -> str:
     value = upload.fields.get(name, default).strip() or default
     if allowed is not None and value not in allowed:

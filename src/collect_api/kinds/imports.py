@@ -18,6 +18,7 @@ from collect_api.jobs.context import JobContext
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.kinds.csvsource import (
+    checkpoint_progress,
     first_checkpoint,
     form_field,
     inspect_upload,
@@ -117,12 +118,7 @@ class ImportKind:
                     await ctx.save(
                         conn,
                         checkpoint=cp,
-                        progress=progress(
-                            records=cp["records"],
-                            offset=cp["offset"],
-                            size=size,
-                            rate=ctx.rate(cp["records"]),
-                        ),
+                        progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
                     )
         async with ctx.chunk() as conn:
             try:

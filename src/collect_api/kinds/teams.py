@@ -22,6 +22,7 @@ from collect_api.jobs.context import JobContext
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.kinds.csvsource import (
     apply_policy,
+    checkpoint_progress,
     first_checkpoint,
     inspect_upload,
     progress,
@@ -149,12 +150,7 @@ class TeamsKind:
                     await ctx.save(
                         conn,
                         checkpoint=cp,
-                        progress=progress(
-                            records=cp["records"],
-                            offset=cp["offset"],
-                            size=size,
-                            rate=ctx.rate(cp["records"]),
-                        ),
+                        progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
                     )
         async with ctx.chunk() as conn:
             await teams.publish_teams(conn, job_id=job.id)
