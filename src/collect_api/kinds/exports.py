@@ -25,7 +25,7 @@ from collect_api.jobs.models import TERMINAL, Job, JobState, new_job_id, utcnow
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage import datasets
-from collect_api.storage.exports import encode_chunk, export_path, write_at
+from collect_api.storage.exports import append_rows, encode_chunk, export_path, write_at
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.filters import Filter, FilterProblem, check_filters, compile_filters
 
@@ -138,12 +138,7 @@ class ExportKind:
                 )
             if not rows:
                 break
-            size = await asyncio.to_thread(
-                write_at,
-                path,
-                cp["bytes"],
-                encode_chunk(rows, header=None, gzipped=p["gzip"]),
-            )
+            size = await asyncio.to_thread(append_rows, path, cp["bytes"], rows, gzipped=p["gzip"])
             written = cp["rows"] + len(rows)
             cp = {**cp, "last_row": rows[-1][0], "bytes": size, "rows": written}
             async with ctx.chunk() as conn:
