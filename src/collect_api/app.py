@@ -23,6 +23,7 @@ from collect_api.access import Access
 from collect_api.api import datasets, events, exports, health, imports, jobs, teams
 from collect_api.api.deps import Services
 from collect_api.api.limits import BodyLimit
+from collect_api.api.schemas import COMMON_RESPONSES
 from collect_api.db import Database
 from collect_api.errors import CollectError
 from collect_api.jobs.broker import Broker
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Long-running data jobs you can pause, resume or terminate.",
         lifespan=lifespan,
+        responses=COMMON_RESPONSES,
     )
 
     @app.exception_handler(CollectError)
