@@ -1,6 +1,7 @@
 """Jobs and control requests: states, idempotency, errors, run slots, listing."""
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,14 +12,14 @@ from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
 
 
 @pytest.fixture
-def big_csv(tmp_path):  # type: ignore[no-untyped-def]
+def big_csv(tmp_path: Path) -> Path:
     path = tmp_path / "big.csv"
     write_responses_csv(path, 5_000, seed=3)
     return path
 
 
 @pytest.mark.settings(chunk_rows=10)
-async def test_control_calls_are_idempotent(client: httpx.AsyncClient, big_csv) -> None:  # type: ignore[no-untyped-def]
+async def test_control_calls_are_idempotent(client: httpx.AsyncClient, big_csv: Path) -> None:
     job = await start_import(client, big_csv, "idem")
     await wait_progress(client, job["id"], 1)
     resumed = await client.post(f"/jobs/{job['id']}/resume")
@@ -66,7 +67,7 @@ async def test_unknown_things_answer_404(client: httpx.AsyncClient, method: str,
 
 @pytest.mark.settings(chunk_rows=10, max_running_jobs=1)
 async def test_a_paused_job_holds_no_slot_and_no_lock(
-    client: httpx.AsyncClient, big_csv  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, big_csv: Path
 ) -> None:
     paused_job = await start_import(client, big_csv, "first")
     await wait_progress(client, paused_job["id"], 1)
@@ -86,7 +87,7 @@ async def test_a_paused_job_holds_no_slot_and_no_lock(
 
 @pytest.mark.settings(chunk_rows=10, max_running_jobs=2)
 async def test_a_job_beyond_the_run_slots_waits_queued(
-    client: httpx.AsyncClient, tmp_path, settings: Settings  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, tmp_path: Path, settings: Settings
 ) -> None:
     files = []
     for seed in (11, 12, 13):
@@ -110,7 +111,7 @@ async def test_a_job_beyond_the_run_slots_waits_queued(
 
 @pytest.mark.settings(chunk_rows=10)
 async def test_two_imports_at_once_both_complete_exactly(
-    client: httpx.AsyncClient, tmp_path  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     paths = []
     for seed in (21, 22):

@@ -97,8 +97,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (404, 409, 422)
 }
-# What any endpoint may answer: an unreadable body, no or an unknown API key, an oversized body, a database
-# that is busy or out of disk.
+# What any endpoint may answer: an unreadable body, no or an unknown API key, an oversized
+# body, a database that is busy or out of disk.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (400, 401, 413, 503, 507)

@@ -7,6 +7,7 @@ them. A cancellation in the middle of a chunk rolls back the savepoint and the t
 either the chunk and its checkpoint are both committed, or neither is.
 """
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,9 +35,22 @@ class LeaseLost(Exception):
     """Another process has taken the job over; this run must stop without writing."""
 
 
+class ServiceStopping(Exception):
+    """The service is stopping: the job stops at this safe point, to resume on the next start."""
+
+
 class JobContext:
-    def __init__(self, *, job: Job, db: Database, settings: Settings, owner: str) -> None:
+    def __init__(
+        self,
+        *,
+        job: Job,
+        db: Database,
+        settings: Settings,
+        owner: str,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
         self.job = job
+        self._stopping = stopping or asyncio.Event()
         self.db = db
         self.settings = settings
         self.owner = owner
@@ -46,6 +60,8 @@ class JobContext:
     @asynccontextmanager
     async def chunk(self) -> AsyncIterator[AsyncConnection]:
         """A chunk's transaction, opened at a safe point; commit it with ``save``."""
+        if self._stopping.is_set():
+            raise ServiceStopping(self.job.id)
         async with self.db.write() as conn:
             state, owner, control = await store.claim_of(conn, job_id=self.job.id)
             if owner != self.owner or state not in RUNNABLE:

@@ -50,7 +50,7 @@ from collect_api.csvio import CsvProblem
 from collect_api.db import Database
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
-from collect_api.jobs.context import JobContext, LeaseLost, SafePointStop
+from collect_api.jobs.context import JobContext, LeaseLost, SafePointStop, ServiceStopping
 from collect_api.jobs.models import ACTIVE, TERMINAL, Control, Job, JobState
 from collect_api.jobs.registry import JobKind
 from collect_api.jobs.store import JOB
@@ -59,6 +59,8 @@ from collect_api.settings import Settings
 log = logging.getLogger("collect.supervisor")
 
 SYSTEM = "system"
+# How long a stop waits for running jobs to reach a safe point before cancelling them.
+SAFE_STOP_S = 10.0
 DISK_FULL = {
     "code": "disk_full",
     "message": "the disk is full, so the job could not go on; nothing committed was lost. "
@@ -104,6 +106,7 @@ class Supervisor:
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self._stopping = asyncio.Event()
         self._last_renewal = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -122,7 +125,12 @@ class Supervisor:
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        # Jobs cancelled here were interrupted by the shutdown: their boundary re-queues them.
+        # Ask running jobs to stop at their next safe point, between two transactions; a job
+        # that does not get there in time is cancelled: its chunk in flight rolls back and
+        # its boundary re-queues it, as in the other case.
+        self._stopping.set()
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=SAFE_STOP_S)
         for task in self._running.values():
             task.cancel()
         pending = [*self._running.values(), *self._settling]
@@ -335,7 +343,9 @@ class Supervisor:
         if job.state == JobState.TERMINATING:  # claimed only to finish a termination
             await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
             return
-        ctx = JobContext(job=job, db=self.db, settings=self.settings, owner=self.owner)
+        ctx = JobContext(
+            job=job, db=self.db, settings=self.settings, owner=self.owner, stopping=self._stopping
+        )
         try:
             await kind.run(ctx)
         except SafePointStop as stop:
@@ -343,6 +353,8 @@ class Supervisor:
                 await self._settle(self._pause(job.id))
             else:
                 await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
+        except ServiceStopping:
+            await self._settle(self._interrupt(job.id))
         except LeaseLost:
             log.warning("job %s was taken over by another process; stopping here", job.id)
         except asyncio.CancelledError:
