@@ -18,7 +18,7 @@ def big_csv(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.settings(chunk_rows=10)
+@pytest.mark.settings(chunk_rows=2)  # long enough to steer whatever the machine's speed
 async def test_control_calls_are_idempotent(client: httpx.AsyncClient, big_csv: Path) -> None:
     job = await start_import(client, big_csv, "idem")
     await wait_progress(client, job["id"], 1)
@@ -65,7 +65,7 @@ async def test_unknown_things_answer_404(client: httpx.AsyncClient, method: str,
     assert response.json()["detail"]
 
 
-@pytest.mark.settings(chunk_rows=10, max_running_jobs=1)
+@pytest.mark.settings(chunk_rows=2, max_running_jobs=1)
 async def test_a_paused_job_holds_no_slot_and_no_lock(
     client: httpx.AsyncClient, big_csv: Path
 ) -> None:

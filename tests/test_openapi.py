@@ -231,7 +231,7 @@ def test_every_response_conforms_to_the_openapi_document(
     response = case.call_and_validate(app=app, checks=CHECKS, timeout=REQUEST_TIMEOUT_S)
     if response.status_code == 202:
         # Let the job it queued end before the next request: the plugin stops the app after
-        # each test, and a job cancelled by that shutdown is not what this test is about.
+        # each test, and what a shutdown does to running jobs is the supervisor tests' subject.
         with asgi.get_client(app) as http:
             http.headers["Authorization"] = AUTHORIZATION
             _wait(http, response.json())
