@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep
+from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep, row_key
 from collect_api.api.schemas import PROBLEM_RESPONSES, DatasetPublic, DatasetsPublic, RowsPublic
 from collect_api.errors import Unprocessable
 from collect_api.jobs.models import Dataset
@@ -53,13 +53,13 @@ async def dataset_rows(
     limit: LimitQuery = 100,
     after: AfterQuery = None,
 ) -> dict[str, Any]:
-    if after is not None and not after.isdigit():
+    if after is not None and row_key(after) is None:
         raise Unprocessable(
             "'after' must be the 'next' cursor of a previous page of rows", field="after"
         )
     async with services.db.read() as conn:
         dataset = await datasets.get_dataset(conn, tenant=tenant, name=name)
-        rows = await datasets.read_rows(conn, dataset, after=int(after or 0), limit=limit + 1)
+        rows = await datasets.read_rows(conn, dataset, after=row_key(after) or 0, limit=limit + 1)
     page = rows[:limit]
     return {
         "columns": dataset.columns,

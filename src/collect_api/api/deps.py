@@ -1,5 +1,6 @@
 """Dependencies shared by the routers: the services of the running app and the caller."""
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -64,3 +65,11 @@ LimitQuery = Annotated[int, Query(ge=1, le=1000, description="page size (at most
 AfterQuery = Annotated[
     str | None, Query(max_length=200, description="the `next` cursor of the previous page")
 ]
+
+
+_ROW_KEY = re.compile(r"[0-9]{1,18}")
+
+
+def row_key(text: str | None) -> int | None:
+    """A numeric cursor or id as given in a URL: 1 to 18 ASCII digits, else None."""
+    return int(text) if text is not None and _ROW_KEY.fullmatch(text) else None

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import func, select
 
-from collect_api.api.deps import ServicesDep, TenantDep
+from collect_api.api.deps import ServicesDep, TenantDep, row_key
 from collect_api.api.schemas import PROBLEM_RESPONSES
 from collect_api.jobs import store
 from collect_api.jobs.models import TERMINAL
@@ -36,7 +36,7 @@ async def _existing_job(job_id: str, services: ServicesDep, tenant: TenantDep) -
 
 
 def _since(last_event_id: str | None) -> int:
-    return int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return row_key(last_event_id) or 0
 
 
 @router.get(

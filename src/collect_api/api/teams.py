@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
-from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep
+from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep, row_key
 from collect_api.api.schemas import PROBLEM_RESPONSES, JobPublic
 from collect_api.api.uploads import accept_csv_job, csv_form
 from collect_api.errors import NotFound, Unprocessable
@@ -68,11 +68,11 @@ async def list_teams(
     limit: LimitQuery = 100,
     after: AfterQuery = None,
 ) -> dict[str, Any]:
-    if after is not None and not after.isdigit():
+    if after is not None and row_key(after) is None:
         raise Unprocessable("'after' must be the 'next' cursor of a previous page", field="after")
     async with services.db.read() as conn:
         found = await teams.list_teams(
-            conn, tenant=tenant, search=q, after=int(after or 0), limit=limit + 1
+            conn, tenant=tenant, search=q, after=row_key(after) or 0, limit=limit + 1
         )
     page = found[:limit]
     return {"items": page, "next": str(page[-1]["id"]) if len(found) > limit else None}
@@ -80,7 +80,8 @@ async def list_teams(
 
 @router.get("/teams/{team_id}", response_model=TeamPublic, summary="A team with its members")
 async def get_team(team_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    if not team_id.isdigit() or len(team_id) > 18:
+    number = row_key(team_id)
+    if number is None:
         raise NotFound(f"No team with id {team_id!r} exists. List teams with GET /teams.")
     async with services.db.read() as conn:
-        return await teams.get_team(conn, tenant=tenant, team_id=int(team_id))
+        return await teams.get_team(conn, tenant=tenant, team_id=number)
