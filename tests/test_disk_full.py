@@ -6,13 +6,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from make_csv import write_responses_csv
 
-from collect_api.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import app_client, make_settings
 from tests.helpers import dataset_rows, start_import, upload, wait_for
 
 
@@ -45,13 +42,7 @@ async def test_a_full_disk_fails_the_job_and_loses_nothing(
         housekeeping_interval_s=0.1,
         disk_reserve_bytes=1024 * 1024,
     )
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, shutdown_timeout=60) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
-        ) as client,
-    ):
+    async with app_client(settings) as client:
         kept = await start_import(client, b"a,b\r\n1,x\r\n2,y\r\n", "keep")
         await wait_for(client, kept["id"], {"completed"})
 

@@ -10,12 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from make_csv import HEADER, responses, write_responses_csv
 
-from collect_api.app import create_app
 from collect_api.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import app_client, make_settings
 from tests.helpers import csv_bytes, read_csv, start_import, wait_for, wait_progress
 
 ROWS = 3_000
@@ -167,13 +165,7 @@ async def test_pause_resume_gives_a_byte_identical_file(
 
 async def test_restart_mid_export_gives_a_byte_identical_file(tmp_path: Path, source: Path) -> None:
     settings = make_settings(tmp_path, chunk_rows=5)
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, shutdown_timeout=60) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
-        ) as client,
-    ):
+    async with app_client(settings) as client:
         await load(client, source)
         clean = await export(client)
         await wait_for(client, clean["id"], {"completed"})
@@ -181,13 +173,7 @@ async def test_restart_mid_export_gives_a_byte_identical_file(tmp_path: Path, so
         job = await export(client)
         interrupted = await wait_progress(client, job["id"], 200)
         assert interrupted["state"] == "running"
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, shutdown_timeout=60) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
-        ) as client,
-    ):
+    async with app_client(settings) as client:
         await wait_for(client, job["id"], {"completed"})
         assert await download(client, job["id"]) == expected
 

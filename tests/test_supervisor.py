@@ -5,11 +5,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from make_csv import responses, write_responses_csv
 
-from collect_api.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import app_client, make_settings
 from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
 
 
@@ -28,13 +26,7 @@ async def test_shutdown_interrupts_running_jobs_and_the_next_start_resumes_them(
     source = tmp_path / "in.csv"
     write_responses_csv(source, 8_000, seed=5)
     settings = make_settings(tmp_path, chunk_rows=10)
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, shutdown_timeout=60) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
-        ) as client,
-    ):
+    async with app_client(settings) as client:
         running = await start_import(client, source, "resumed")
         paused = await start_import(client, b"a\r\n" + b"1\r\n" * 5000, "stays_paused")
         await wait_progress(client, running["id"], 100)
@@ -48,13 +40,7 @@ async def test_shutdown_interrupts_running_jobs_and_the_next_start_resumes_them(
     assert records is not None and 100 <= int(records) < 8_000
     assert job_row(db, paused["id"])[0] == "paused"
 
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, shutdown_timeout=60) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://collect.test"
-        ) as client,
-    ):
+    async with app_client(settings) as client:
         done = await wait_for(client, running["id"], {"completed"})
         assert done["result"]["rows_imported"] == 8_000
         assert (await dataset_rows(client, "resumed"))[1] == list(responses(8_000, seed=5))
