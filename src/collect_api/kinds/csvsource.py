@@ -72,11 +72,11 @@ def progress(
 
 
 def checkpoint_progress(
-    checkpoint: dict[str, Any], *, size: int, rate: float | None
+    checkpoint: dict[str, Any], *, size: int, rate: float | None, done: bool = False
 ) -> dict[str, Any]:
-    return progress(
-        records=checkpoint["records"], offset=checkpoint["offset"], size=size, rate=rate
-    )
+    """Progress as of a checkpoint; ``done`` once the job has finished."""
+    offset = checkpoint["offset"]
+    return progress(records=checkpoint["records"], offset=offset, size=size, rate=rate, done=done)
 
 
 def form_field(upload: Upload, name: str, default: str, allowed: tuple[str, ...] | None) -> str:

@@ -143,12 +143,8 @@ class ImportKind:
             await ctx.finish(
                 conn,
                 result=result,
-                progress=progress(
-                    records=cp["records"],
-                    offset=size,
-                    size=size,
-                    rate=ctx.rate(cp["records"]),
-                    done=True,
+                progress=checkpoint_progress(
+                    cp, size=size, rate=ctx.rate(cp["records"]), done=True
                 ),
             )
 

@@ -162,12 +162,8 @@ class TeamsKind:
                     "members_already_present": cp["members_present"],
                     "rows_rejected": cp["rejected"],
                 },
-                progress=progress(
-                    records=cp["records"],
-                    offset=size,
-                    size=size,
-                    rate=ctx.rate(cp["records"]),
-                    done=True,
+                progress=checkpoint_progress(
+                    cp, size=size, rate=ctx.rate(cp["records"]), done=True
                 ),
             )
 
