@@ -24,7 +24,7 @@ from collect_api.api import datasets, events, exports, health, imports, jobs, te
 from collect_api.api.deps import Services
 from collect_api.api.limits import BodyLimit
 from collect_api.api.schemas import COMMON_RESPONSES
-from collect_api.db import Database
+from collect_api.db import Database, is_disk_full
 from collect_api.errors import CollectError
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # names the column.
         csv.field_size_limit(max(settings.max_field_bytes * 16, 1 << 20))
         db = Database(settings.database_url)
-        async with db.writer.begin() as conn:
+        async with db.write() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
         broker = Broker(db, progress_interval=settings.progress_interval_s)
         supervisor = Supervisor(db=db, settings=settings, broker=broker, kinds=all_kinds(settings))
@@ -140,12 +140,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _problem(exc.status_code, detail.split(";")[0], detail)
 
     @app.exception_handler(OperationalError)
-    async def _database_error(_request: Request, exc: OperationalError) -> JSONResponse:
-        if "disk is full" in str(exc):
+    async def _database_error(request: Request, exc: OperationalError) -> JSONResponse:
+        if is_disk_full(exc):
+            db: Database = request.app.state.services.db
+            db.disk_full = True
             return _problem(
                 507,
                 "Insufficient storage",
-                "The server's disk is full, so nothing was changed; try again once space is freed.",
+                f"The database's disk is full: {db.room()}. Nothing was changed; try again "
+                "once space is freed.",
             )
         log.error("database error: %s", exc)
         return _problem(503, "Service unavailable", "The database is busy; try again.")

@@ -17,20 +17,107 @@ The SQLite settings, each applied to every connection:
 - ``busy_timeout``: a writer waits for another writer's short transaction rather than
   failing.
 - ``foreign_keys=ON``: history rows cannot outlive their job.
+- ``secure_delete=FAST``: deleted rows are zeroed in the pages that are written anyway, but
+  the pages of a dropped table are not rewritten one by one. Some builds (Debian's) default
+  to ``ON``, under which dropping a job's staging table writes every one of its pages again:
+  rolling a job back then needs as much free disk as the job wrote, so a job that failed
+  for want of room could never be rolled back.
+
+Cancellation. SQLAlchemy takes a ``CancelledError`` that reaches it during a statement for a
+lost connection: it invalidates the connection and closes it without a rollback. If the
+statement was still open (a ``SELECT`` not yet read to its end), ``sqlite3_close_v2`` leaves
+a zombie connection that keeps its transaction, and so the write lock, until the garbage
+collector happens to finalise the statement. Background work that may be cancelled therefore
+runs its transactions through ``shielded``: a cancellation never lands inside a driver call;
+it makes the next statement raise ``Interrupted`` instead, so the transaction rolls back as
+after any error, and the ``CancelledError`` is raised once the connection is back in its pool.
 """
 
+import asyncio
+import contextvars
+import errno
 import os
 import re
-from collections.abc import AsyncIterator
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 BUSY_TIMEOUT_MS = 60_000
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """The work this transaction belongs to was cancelled: it rolls back at this statement."""
+
+
+_interrupt: contextvars.ContextVar["Interrupt | None"] = contextvars.ContextVar(
+    "collect_interrupt", default=None
+)
+
+
+def raise_if_interrupted() -> None:
+    """Stop here if the work in progress was cancelled. Called before every statement that
+    SQLAlchemy issues, and by code that calls the driver directly."""
+    flag = _interrupt.get()
+    if flag is not None and flag.requested:
+        raise Interrupted("cancelled")
+
+
+class Interrupt:
+    """A request to stop the work of a ``shielded`` unit at its next statement."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+async def shielded(
+    unit: Callable[[], Awaitable[T]],
+    *,
+    on_cancel: Callable[[], None] | None = None,
+    interrupt: "Interrupt | None" = None,
+) -> T:
+    """Run ``unit`` (database work that opens its own transactions) so that a cancellation of
+    the caller never interrupts a driver call halfway.
+
+    ``unit`` runs in a child task that is never cancelled. When the caller is cancelled, the
+    child's next statement raises ``Interrupted`` (its transaction rolls back) and
+    ``on_cancel`` is called to stop work done elsewhere (another process, say); the caller
+    waits until the child has ended, then raises the ``CancelledError``. The child is always
+    awaited here: no transaction outlives the task that started it. Setting ``interrupt``
+    from outside stops the unit the same way without a cancellation: it raises
+    ``Interrupted``.
+    """
+    flag = interrupt if interrupt is not None else Interrupt()
+
+    async def run() -> T:
+        _interrupt.set(flag)
+        return await unit()
+
+    child = asyncio.ensure_future(run())
+    try:
+        return await asyncio.shield(child)
+    except asyncio.CancelledError:
+        flag.requested = True
+        if on_cancel is not None:
+            on_cancel()
+        while not child.done():
+            try:
+                await asyncio.wait({child})
+            except asyncio.CancelledError:  # cancelled again: the child still has to end first
+                continue
+        if not child.cancelled():
+            child.exception()  # retrieved: the caller's cancellation is what counts now
+        raise
+
+
 _NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
 
 
@@ -42,7 +129,29 @@ def collect_number(text: object) -> float | None:
     return None
 
 
-def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
+_ANNOUNCED = "collect_announced"
+
+
+def announce(conn: AsyncConnection) -> None:
+    """Have the hooks of ``Database.after_commit`` run once this transaction commits."""
+    conn.info[_ANNOUNCED] = True
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk has no room: SQLite's ``SQLITE_FULL`` or ``ENOSPC``."""
+    return "disk is full" in str(exc) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+
+
+def room_on_disk(path: Path) -> str:
+    """Where ``path`` lives and how much room that disk has, for a user to act on."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return f"the disk holding {path}"
+    return f"the disk holding {path} ({free:,} bytes free)"
+
+
+def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=8, max_overflow=16)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -52,8 +161,9 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=FAST")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
         dbapi_connection.create_function("collect_number", 1, collect_number, deterministic=True)
@@ -61,6 +171,10 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before_execute(*_args: Any) -> None:
+        raise_if_interrupted()
 
     return engine
 
@@ -75,18 +189,57 @@ class Database:
                 f"unsupported database URL {url!r}: only sqlite+aiosqlite is supported"
             )
         self.reserve: Path | None = None
+        self.directory: Path | None = None
+        self.file_name = ""
+        # Set when a write found the disk full; cleared once the database has room again.
+        self.disk_full = False
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.directory = Path(parsed.database).parent
+            self.directory.mkdir(parents=True, exist_ok=True)
             self.reserve = Path(parsed.database).with_name(".collect-disk-reserve")
+            self.file_name = Path(parsed.database).name
         self.url = url
-        self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
-        self.reader = _sqlite_engine(url, begin="BEGIN")
+        # The writer asks for the write lock itself, every millisecond (``write``); the
+        # reader never waits for it, but a checkpoint may make it wait a moment.
+        self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", busy_timeout_ms=0)
+        self.reader = _sqlite_engine(url, begin="BEGIN", busy_timeout_ms=BUSY_TIMEOUT_MS)
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after a write transaction of this process that ``announce``d a
+        change commits."""
+        self._after_commit.append(hook)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, committed on exit, rolled back on any exception."""
-        async with self.writer.begin() as conn:
-            yield conn
+        """A write transaction, committed on exit, rolled back on any exception.
+
+        The write lock is asked for every millisecond rather than through SQLite's busy
+        handler, whose sleeps grow to 100 ms: a job that takes the lock back right after
+        each chunk would starve such a waiter, and a control request would wait behind
+        every chunk of the job it is meant to stop.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        async with self.writer.connect() as conn:
+            while True:
+                try:
+                    transaction = await conn.begin()
+                    break
+                except OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                await asyncio.sleep(0.001)
+            try:
+                yield conn
+            except BaseException:
+                conn.info.pop(_ANNOUNCED, None)
+                await transaction.rollback()
+                raise
+            await transaction.commit()
+            announced = conn.info.pop(_ANNOUNCED, False)
+        if announced:
+            for hook in self._after_commit:
+                hook()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -94,19 +247,61 @@ class Database:
         async with self.reader.begin() as conn:
             yield conn
 
+    def room(self) -> str:
+        """The database's disk and the room it has, for messages."""
+        return room_on_disk(self.directory) if self.directory else "the database's disk"
+
     def keep_reserve(self, size: int) -> None:
         """Hold ``size`` bytes of disk beside the database, to give back when the disk is
-        full: then a job's end and the rollback of its writes still have room. Blocking."""
+        full: then a job's end and the rollback of its writes still have room. Blocking.
+
+        The reserve is taken back only once the disk has room for it twice over: taken back
+        sooner, it would take the room just given for a job's end before the end is written.
+        """
         if self.reserve is None or size <= 0:
             return
         try:
             if self.reserve.exists() and self.reserve.stat().st_size >= size:
+                return
+            if shutil.disk_usage(self.reserve.parent).free < 2 * size:
                 return
             with open(self.reserve, "wb") as f:
                 f.truncate(0)
                 os.posix_fallocate(f.fileno(), 0, size)
         except OSError:  # no room for it now; try again later
             self.reserve.unlink(missing_ok=True)
+
+    async def recover_room(self, reserve: int) -> bool:
+        """After the disk was full: checkpoint the WAL into the database file and truncate it,
+        so that writes that failed for want of room succeed again. True once it worked.
+
+        A checkpoint grows the database file by up to the size of the WAL before it can
+        truncate the WAL: it is tried only once the disk has that much room and the reserve
+        besides, or it would take the room kept for recording jobs' ends.
+        """
+        if self.directory is None or self.reserve is None:
+            self.disk_full = False
+            return True
+        wal = self.reserve.with_name(f"{self.file_name}-wal")
+        try:
+            needed = (wal.stat().st_size if wal.exists() else 0) + reserve
+            if shutil.disk_usage(self.directory).free < needed:
+                return False
+        except OSError:
+            return False
+        try:
+            async with self.writer.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection
+                assert driver is not None
+                async with driver.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                    busy, _log, _moved = await cursor.fetchone()
+        except Exception:
+            return False
+        if busy:
+            return False
+        self.disk_full = False
+        return True
 
     def give_back_reserve(self) -> bool:
         """Free the reserve; True if there was one."""

@@ -92,3 +92,8 @@ class BadCsv(Unprocessable):
 class PayloadTooLarge(CollectError):
     status = 413
     title = "Payload too large"
+
+
+class InsufficientStorage(CollectError):
+    status = 507
+    title = "Insufficient storage"

@@ -6,7 +6,8 @@ from typing import Any
 from fastapi import Request, Response
 
 from collect_api.api.deps import Services
-from collect_api.errors import PayloadTooLarge, Unprocessable
+from collect_api.db import is_disk_full, room_on_disk
+from collect_api.errors import InsufficientStorage, PayloadTooLarge, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.models import Job, new_job_id
 from collect_api.kinds.csvsource import upload_path
@@ -74,6 +75,13 @@ async def accept_csv_job(
         ) from None
     except UploadProblem as exc:
         raise Unprocessable(str(exc), field="file") from None
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise InsufficientStorage(
+            f"The upload does not fit: {room_on_disk(path.parent)} is full. Nothing was "
+            "kept; free some space, or send a smaller file."
+        ) from None
     try:
         job = await submit(job_id, upload)
     except BaseException:

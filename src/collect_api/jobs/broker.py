@@ -2,6 +2,7 @@
 
 The broker learns of changes by polling the database (``poll``), not from the job runners:
 a job may run in another process, and the database is the one place every process shares.
+A change committed in this process sets ``changed``, and the poll loop polls at once.
 Every job change bumps the job's ``rev`` and every state change writes a history row with
 the same ``rev``, so one indexed range query per table (``rev > last seen``) finds them all,
 and state changes are never lost even if several happen between two polls.
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,10 @@ class Broker:
         self._last_job_rev = 0
         self._last_history_rev = 0
         self._closed = False
+        # Set when this process committed a change: the poll loop polls at once, so that
+        # waiters and streams here learn of it without waiting for the polling interval.
+        self.changed = asyncio.Event()
+        db.after_commit(self.changed.set)
 
     def close_streams(self) -> None:
         """End every subscription, and refuse new ones: the service is stopping, and open
@@ -177,19 +182,26 @@ class Broker:
         tenant: str,
         job_id: str,
         until: Callable[[dict[str, Any]], bool],
-        read: Callable[[], Any],
+        read: Callable[[], Awaitable[Job]],
         wait_s: float,
     ) -> None:
         """Return once ``until(job document)`` holds, or after ``wait_s`` seconds.
 
-        ``read`` re-reads the job after subscribing, so a change made just before the
-        subscription is not missed.
+        ``read`` reads the job after subscribing, so a change made just before the
+        subscription is not missed. The subscription may then still deliver changes older
+        than that read (a poll catching up): a change is acted on only if its ``rev`` is
+        newer than everything seen so far, or a stale state would end the wait.
         """
         with self.subscribe(tenant=tenant, job_id=job_id) as sub:
-            if until(await read()):
+            job = await read()
+            if until(job_document(job)):
                 return
+            seen = job.rev
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     async for event in sub.events():
+                        if event.rev <= seen:
+                            continue
+                        seen = event.rev
                         if until(event.document):
                             return

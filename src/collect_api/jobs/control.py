@@ -6,8 +6,6 @@ job's runner applies it at its next safe point, and the request waits for that t
 (bounded by ``control_wait_s``).
 """
 
-from typing import Any
-
 from collect_api.db import Database
 from collect_api.errors import InvalidTransition
 from collect_api.jobs import store
@@ -23,9 +21,9 @@ RESUME_WAIT_S = 2.0
 async def _wait(
     *, db: Database, broker: Broker, tenant: str, job_id: str, away_from: set[str], wait_s: float
 ) -> Job:
-    async def read() -> dict[str, Any]:
+    async def read() -> Job:
         async with db.read() as conn:
-            return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
+            return await store.get_job(conn, job_id=job_id, tenant=tenant)
 
     await broker.wait_for(
         tenant=tenant,
@@ -40,6 +38,21 @@ async def _wait(
 
 async def pause_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
     db = supervisor.db
+    async with db.read() as conn:
+        job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+    if job.state == S.RUNNING and supervisor.request_pause(job_id, actor=tenant):
+        # It runs here: it stops at its next safe point and records the pause itself.
+        job = await _wait(
+            db=db,
+            broker=supervisor.broker,
+            tenant=tenant,
+            job_id=job_id,
+            away_from={S.PAUSING, S.RUNNING},
+            wait_s=supervisor.settings.control_wait_s,
+        )
+        if job.state in (S.COMPLETED, S.FAILED):  # it ended before its safe point
+            raise InvalidTransition(job.id, job.state, S.PAUSED)
+        return job
     async with db.write() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
         if job.state == S.QUEUED:
@@ -64,6 +77,18 @@ async def pause_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
 
 async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
     db = supervisor.db
+    async with db.read() as conn:
+        await store.get_job(conn, job_id=job_id, tenant=tenant)  # 404 for someone else's
+    if not supervisor.withdraw_pause(job_id):
+        # A pause asked here is being carried out: let it finish, then resume.
+        await _wait(
+            db=db,
+            broker=supervisor.broker,
+            tenant=tenant,
+            job_id=job_id,
+            away_from={S.PAUSING, S.RUNNING},
+            wait_s=supervisor.settings.control_wait_s,
+        )
     async with db.write() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
         if job.state == S.PAUSED:
@@ -90,6 +115,12 @@ async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job
 
 async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
     db = supervisor.db
+    async with db.read() as conn:
+        job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+    if job.state in (S.RUNNING, S.PAUSING):
+        # Running here: cancel it first. Its chunk in flight rolls back and gives the write
+        # lock back, rather than this request waiting behind the job's chunks for the lock.
+        supervisor.cancel_for_terminate(job_id, actor=tenant)
     async with db.write() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
         if job.state in (S.QUEUED, S.PAUSED):
@@ -114,8 +145,7 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
     if job.state == S.TERMINATED:
         supervisor.kinds[job.kind].release(job)
         return job
-    # Stop it now if it runs here; in another process it stops at its next chunk.
-    supervisor.cancel_for_terminate(job_id)
+    # In another process it stops at its next chunk.
     return await _wait(
         db=db,
         broker=supervisor.broker,

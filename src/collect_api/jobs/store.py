@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from collect_api.db import announce
 from collect_api.errors import InvalidTransition, JobNotFound
 from collect_api.jobs.models import (
     TERMINAL,
@@ -179,6 +180,7 @@ async def transition(
     await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**values))
     new = job.model_copy(update=values)
     await _record(conn, job=new, from_state=src, actor=actor, reason=reason)
+    announce(conn)  # waiters and streams of this process hear of it at once
     return new
 
 

@@ -34,12 +34,11 @@ Invariants:
 
 import asyncio
 import contextlib
-import errno
 import functools
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -47,7 +46,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.csvio import CsvProblem
-from collect_api.db import Database
+from collect_api.db import Database, is_disk_full, shielded
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.context import JobContext, LeaseLost, SafePointStop, ServiceStopping
@@ -61,6 +60,8 @@ log = logging.getLogger("collect.supervisor")
 SYSTEM = "system"
 # How long a stop waits for running jobs to reach a safe point before cancelling them.
 SAFE_STOP_S = 10.0
+# A loop pass or a job's end that failed is tried again after a delay that doubles up to this.
+RETRY_MAX_S = 10.0
 DISK_FULL = {
     "code": "disk_full",
     "message": "the disk is full, so the job could not go on; nothing committed was lost. "
@@ -76,7 +77,7 @@ def error_document(exc: BaseException) -> dict[str, Any]:
             if getattr(exc, key) is not None:
                 doc[key] = getattr(exc, key)
         return doc
-    if _disk_full(exc):
+    if is_disk_full(exc):
         return DISK_FULL
     if isinstance(exc, JobFailure):
         return {"code": exc.code, "message": str(exc)}
@@ -101,7 +102,9 @@ class Supervisor:
         self.kinds = kinds
         self.owner = f"{settings.node_name}/{os.getpid()}/{os.urandom(4).hex()}"
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._terminating: set[str] = set()
+        self._contexts: dict[str, JobContext] = {}
+        # Jobs this process is terminating, with who asked: set before ``task.cancel()``.
+        self._terminating: dict[str, str] = {}
         self._settling: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -147,46 +150,95 @@ class Supervisor:
 
     # -- control requests ------------------------------------------------------------------
 
-    def cancel_for_terminate(self, job_id: str) -> None:
+    def runs(self, job_id: str) -> bool:
+        """Whether this process runs the job now."""
+        task = self._running.get(job_id)
+        return task is not None and not task.done()
+
+    def request_pause(self, job_id: str, *, actor: str) -> bool:
+        """Pause a job running here at its next safe point, rolling back the chunk in flight;
+        False if it does not run here."""
+        ctx = self._contexts.get(job_id)
+        if ctx is None or not self.runs(job_id):
+            return False
+        ctx.request_stop(Control.PAUSE, actor=actor)
+        return True
+
+    def withdraw_pause(self, job_id: str) -> bool:
+        """Forget a pause asked of a job here that it has not acted on yet."""
+        ctx = self._contexts.get(job_id)
+        return ctx is None or ctx.withdraw_stop()
+
+    def cancel_for_terminate(self, job_id: str, *, actor: str) -> None:
         """Stop a job running here at its next await; its boundary rolls it back."""
         task = self._running.get(job_id)
         if task is not None and not task.done():
-            self._terminating.add(job_id)  # before cancel(): tells the boundary why
+            self._terminating[job_id] = actor  # before cancel(): tells the boundary why
             task.cancel()
 
     # -- scheduling --------------------------------------------------------------------------
 
     async def _schedule_forever(self) -> None:
+        async def schedule() -> None:
+            await self._renew_leases()
+            await self._recover_abandoned()
+            while not self._closing and await self._claim_next():
+                pass
+
+        failures = 0
         while True:
-            try:
-                await self._renew_leases()
-                await self._recover_abandoned()
-                while not self._closing and await self._claim_next():
-                    pass
-            except Exception:  # the loop outlives a database hiccup; jobs keep their state
-                log.exception("scheduler pass failed; retrying")
+            failures = await self._pass("scheduler", schedule, failures)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.poll_interval_s):
+                async with asyncio.timeout(self._delay(failures)):
                     await self._wake.wait()
             self._wake.clear()
 
     async def _poll_forever(self) -> None:
+        failures = 0
+        changed = self.broker.changed
         while True:
-            try:
-                await self.broker.poll()
-            except Exception:
-                log.exception("event poll failed; retrying")
-            await asyncio.sleep(self.settings.poll_interval_s)
+            changed.clear()
+            failures = await self._pass("event poll", self.broker.poll, failures)
+            if failures:
+                await asyncio.sleep(self._delay(failures))
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.poll_interval_s):
+                    await changed.wait()  # a commit of this process, or the interval
 
     async def _housekeep_forever(self) -> None:
         while True:
             await asyncio.to_thread(self.db.keep_reserve, self.settings.disk_reserve_bytes)
+            if self.db.disk_full and await self.db.recover_room(self.settings.disk_reserve_bytes):
+                log.warning("the disk has room again; writes go on")
             for kind in self.kinds.values():
-                try:
-                    await kind.housekeep(self.db)
-                except Exception:
-                    log.exception("housekeeping of %s jobs failed; retrying later", kind.name)
-            await asyncio.sleep(self.settings.housekeeping_interval_s)
+                housekeep = functools.partial(kind.housekeep, self.db)
+                await self._pass(f"housekeeping of {kind.name} jobs", housekeep, 0)
+            # While the disk is full, look for room again every second.
+            interval = self.settings.housekeeping_interval_s
+            await asyncio.sleep(min(interval, 1.0) if self.db.disk_full else interval)
+
+    async def _pass(self, what: str, work: Callable[[], Awaitable[None]], failures: int) -> int:
+        """One pass of a loop, shielded, so that ``close()`` never cancels a driver call; the
+        consecutive failures so far, logged the first time and then now and then."""
+        try:
+            await shielded(work)
+        except Exception as exc:
+            if is_disk_full(exc):
+                self.db.disk_full = True
+            if failures == 0:
+                log.exception("%s failed; retrying", what)
+            elif failures % 50 == 0:
+                log.warning("%s still failing (%d times): %s", what, failures + 1, exc)
+            return failures + 1
+        if failures:
+            log.warning("%s works again after %d failures", what, failures)
+        return 0
+
+    def _delay(self, failures: int) -> float:
+        """The poll interval, doubled for each consecutive failure up to ``RETRY_MAX_S``."""
+        interval = self.settings.poll_interval_s
+        return min(interval * 2 ** min(failures, 16), max(interval, RETRY_MAX_S))
 
     async def _claim_next(self) -> bool:
         """Claim the oldest queued job if a run slot is free; True if one was started."""
@@ -334,7 +386,8 @@ class Supervisor:
 
     def _forget(self, job_id: str, _task: "asyncio.Task[None] | None" = None) -> None:
         self._running.pop(job_id, None)
-        self._terminating.discard(job_id)
+        self._contexts.pop(job_id, None)
+        self._terminating.pop(job_id, None)
         self.wake()  # a run slot is free
 
     async def _run_job(self, job: Job) -> None:
@@ -346,11 +399,12 @@ class Supervisor:
         ctx = JobContext(
             job=job, db=self.db, settings=self.settings, owner=self.owner, stopping=self._stopping
         )
+        self._contexts[job.id] = ctx
         try:
             await kind.run(ctx)
         except SafePointStop as stop:
             if stop.control == Control.PAUSE:
-                await self._settle(self._pause(job.id))
+                await self._settle(self._pause(job.id, actor=stop.actor))
             else:
                 await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
         except ServiceStopping:
@@ -378,7 +432,7 @@ class Supervisor:
 
     async def _settle(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` to completion even if the caller is cancelled meanwhile."""
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(shielded(lambda: coro))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
         cancelled: asyncio.CancelledError | None = None
@@ -394,10 +448,16 @@ class Supervisor:
             # The job stays as it was; its lease runs out and recovery takes it from there.
             log.error("could not record the end of a job", exc_info=task.exception())
 
-    async def _pause(self, job_id: str) -> None:
+    async def _pause(self, job_id: str, *, actor: str | None) -> None:
+        """Record the job paused at its safe point. ``actor`` asked for it in this process,
+        so the job's row is still ``running``: the request is recorded here too."""
         async with self.db.write() as conn:
             job = await store.get_job(conn, job_id=job_id)
             terminate = job.state == JobState.TERMINATING
+            if job.state == JobState.RUNNING and actor is not None and job.owner == self.owner:
+                job = await store.transition(
+                    conn, job, JobState.PAUSING, actor=actor, reason="pause"
+                )
             if job.state in ACTIVE and job.owner == self.owner:
                 await store.transition(
                     conn,
@@ -430,24 +490,46 @@ class Supervisor:
     async def _end(
         self, job_id: str, state: JobState, *, reason: str, error: dict[str, Any] | None = None
     ) -> None:
-        """Roll the job's writes back and record its terminal state, in one transaction."""
-        try:
-            job = await self._record_end(job_id, state, reason=reason, error=error, undo=True)
-        except OperationalError as exc:
-            if not _disk_full(exc):
-                raise
-            # The disk is full: give back the reserve kept for this and try again; failing
-            # that, record the end alone, and the kind's housekeeping undoes the writes
-            # (invisible to users meanwhile) once there is room.
-            log.error("the disk is full while ending job %s", job_id)
+        """Roll the job's writes back and record its terminal state, in one transaction.
+
+        When the disk is full, the reserve kept for this is given back and the end tried
+        again; failing that, the end is recorded alone and the kind's housekeeping undoes the
+        writes (invisible to users meanwhile) once there is room. If not even that fits, the
+        end is tried again with a growing delay until it is written or the service stops:
+        the job stays this process's, so nothing else takes it for abandoned.
+        """
+        delay = self.settings.poll_interval_s
+        while True:
             try:
-                if not await asyncio.to_thread(self.db.give_back_reserve):
-                    raise
                 job = await self._record_end(job_id, state, reason=reason, error=error, undo=True)
-            except OperationalError:
-                job = await self._record_end(
-                    job_id, state, reason=reason, error=error or DISK_FULL, undo=False
+                break
+            except OperationalError as exc:
+                problem: OperationalError = exc
+            if is_disk_full(problem):
+                self.db.disk_full = True
+                if await asyncio.to_thread(self.db.give_back_reserve):
+                    log.warning("the disk is full while ending job %s: reserve given", job_id)
+                    continue
+                try:
+                    job = await self._record_end(
+                        job_id, state, reason=reason, error=error or DISK_FULL, undo=False
+                    )
+                    break
+                except OperationalError as exc:
+                    problem = exc
+            if self._closing:
+                log.error(
+                    "job %s could not be ended (%s); it ends on the next start", job_id, problem
                 )
+                return
+            log.error(
+                "the end of job %s cannot be written (%s); trying again in %.1f s",
+                job_id,
+                problem,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
         if job is not None:
             self.kinds[job.kind].release(job)
 
@@ -470,7 +552,11 @@ class Supervisor:
                 state, error = JobState.TERMINATED, None
             if job.state != JobState.TERMINATING and state == JobState.TERMINATED:
                 job = await store.transition(
-                    conn, job, JobState.TERMINATING, actor=SYSTEM, reason="terminate requested"
+                    conn,
+                    job,
+                    JobState.TERMINATING,
+                    actor=self._terminating.get(job_id, SYSTEM),
+                    reason="terminate",
                 )
             return await store.transition(
                 conn, job, state, actor=SYSTEM, reason=reason, error=error
@@ -501,10 +587,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # it exists, under another user
         return True
     return True
-
-
-def _disk_full(exc: BaseException) -> bool:
-    return "disk is full" in str(exc) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
 
 
 def _expected(exc: BaseException) -> bool:

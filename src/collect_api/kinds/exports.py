@@ -11,6 +11,7 @@ the file back to ``bytes`` and reads on from ``last_row``.
 """
 
 import asyncio
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -118,7 +119,9 @@ class ExportKind:
             cp = await self._begin(ctx, path)
         where = compile_filters([Filter(**f) for f in p["filters"]], cp["columns"])
         while True:
-            async with ctx.db.read() as conn:
+            after = cp
+
+            async def read(conn: AsyncConnection, cp: dict[str, Any] = after) -> list[Any]:
                 current = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
                 if current is None or current.table_name != cp["table"]:
                     what = "deleted" if current is None else "replaced"
@@ -127,7 +130,7 @@ class ExportKind:
                         "export it again",
                         code="dataset_changed",
                     )
-                rows = await datasets.read_chunk(
+                return await datasets.read_chunk(
                     conn,
                     table=cp["table"],
                     projection=cp["projection"],
@@ -136,26 +139,29 @@ class ExportKind:
                     upto=cp["max_row"],
                     limit=cp["chunk_rows"],
                 )
+
+            rows = await ctx.read(read)
             if not rows:
                 break
             size = await asyncio.to_thread(append_rows, path, cp["bytes"], rows, gzipped=p["gzip"])
             written = cp["rows"] + len(rows)
             cp = {**cp, "last_row": rows[-1][0], "bytes": size, "rows": written}
-            async with ctx.chunk() as conn:
-                await ctx.save(
-                    conn,
+            await ctx.chunk(
+                functools.partial(
+                    ctx.save,
                     checkpoint=cp,
                     progress=_progress(
                         rows=written, total=cp["total"], size=size, rate=ctx.rate(written)
                     ),
                 )
+            )
             if len(rows) < cp["chunk_rows"]:
                 break
         # Make the file durable before the job says it is complete.
         await asyncio.to_thread(write_at, path, cp["bytes"], b"", sync=True)
-        async with ctx.chunk() as conn:
-            await ctx.finish(
-                conn,
+        await ctx.chunk(
+            functools.partial(
+                ctx.finish,
                 result={
                     "dataset": p["dataset"],
                     "rows": cp["rows"],
@@ -171,12 +177,14 @@ class ExportKind:
                     done=True,
                 ),
             )
+        )
 
     async def _begin(self, ctx: JobContext, path: Path) -> dict[str, Any]:
         """Fix the snapshot (table and last row key), count the rows, write the header."""
         job = ctx.job
         p = job.params
-        async with ctx.db.read() as conn:
+
+        async def snapshot(conn: AsyncConnection) -> tuple[datasets.Dataset, int, int]:
             found = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
             if found is None:
                 raise JobFailure(
@@ -186,6 +194,9 @@ class ExportKind:
             max_row = await datasets.max_row(conn, found)
             where = compile_filters([Filter(**f) for f in p["filters"]], found.columns)
             total = await datasets.count_rows(conn, found, max_row=max_row, where=where)
+            return found, max_row, total
+
+        found, max_row, total = await ctx.read(snapshot)
         names = p["columns"] or found.columns
         header = encode_chunk([], header=names, gzipped=p["gzip"])
         size = await asyncio.to_thread(write_at, path, 0, header)
@@ -200,10 +211,13 @@ class ExportKind:
             "bytes": size,
             "rows": 0,
         }
-        async with ctx.chunk() as conn:
-            await ctx.save(
-                conn, checkpoint=cp, progress=_progress(rows=0, total=total, size=size, rate=None)
+        await ctx.chunk(
+            functools.partial(
+                ctx.save,
+                checkpoint=cp,
+                progress=_progress(rows=0, total=total, size=size, rate=None),
             )
+        )
         return cp
 
     async def discard(self, conn: AsyncConnection, job: Job) -> None:

@@ -18,6 +18,7 @@ from collect_api.jobs.context import JobContext
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.kinds.csvsource import (
+    Chunk,
     checkpoint_progress,
     first_checkpoint,
     form_field,
@@ -33,6 +34,7 @@ from collect_api.settings import Settings
 from collect_api.storage import datasets
 from collect_api.storage.uploads import Upload
 
+Checkpoint = dict[str, Any]
 MODES = ("create", "append", "replace")
 
 
@@ -101,18 +103,25 @@ class ImportKind:
         cp = job.checkpoint
         if cp is None:
             cp = first_checkpoint(p, rows=0)
-            async with ctx.chunk() as conn:
+            start = cp
+
+            async def create_stage(conn: AsyncConnection) -> None:
                 await datasets.create_table(conn, stage, width)
                 await ctx.save(
                     conn,
-                    checkpoint=cp,
-                    progress=progress(records=0, offset=cp["offset"], size=size, rate=None),
+                    checkpoint=start,
+                    progress=progress(records=0, offset=start["offset"], size=size, rate=None),
                 )
+
+            await ctx.chunk(create_stage)
         chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 cp = {**chunk.checkpoint, "rows": cp["rows"] + len(chunk.rows)}
-                async with ctx.chunk() as conn:
+
+                async def write(
+                    conn: AsyncConnection, chunk: Chunk = chunk, cp: Checkpoint = cp
+                ) -> None:
                     await datasets.insert_rows(conn, stage, width, chunk.rows)
                     await save_rejections(conn, job.id, chunk.rejected)
                     await ctx.save(
@@ -120,7 +129,11 @@ class ImportKind:
                         checkpoint=cp,
                         progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
                     )
-        async with ctx.chunk() as conn:
+
+                await ctx.chunk(write)
+        done = cp
+
+        async def publish(conn: AsyncConnection) -> None:
             try:
                 dataset = await datasets.publish_import(
                     conn,
@@ -129,14 +142,14 @@ class ImportKind:
                     mode=p["mode"],
                     job_id=job.id,
                     columns=p["columns"],
-                    staged_rows=cp["rows"],
+                    staged_rows=done["rows"],
                 )
             except datasets.PublishConflict as exc:
                 raise JobFailure(str(exc), code="dataset_changed") from None
             result: dict[str, Any] = {
                 "dataset": dataset.name,
-                "rows_imported": cp["rows"],
-                "rows_rejected": cp["rejected"],
+                "rows_imported": done["rows"],
+                "rows_rejected": done["rejected"],
                 "dataset_rows": dataset.row_count,
                 "columns": p["columns"],
             }
@@ -144,9 +157,11 @@ class ImportKind:
                 conn,
                 result=result,
                 progress=checkpoint_progress(
-                    cp, size=size, rate=ctx.rate(cp["records"]), done=True
+                    done, size=size, rate=ctx.rate(done["records"]), done=True
                 ),
             )
+
+        await ctx.chunk(publish)
 
     async def discard(self, conn: AsyncConnection, job: Job) -> None:
         await datasets.drop_table(conn, datasets.stage_table(job.id))

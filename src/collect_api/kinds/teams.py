@@ -5,8 +5,8 @@ Columns ``team``, ``member_email``, ``role`` (``lead`` · ``member``) and option
 lacks are added; nothing that exists is changed, so running a file twice changes nothing
 the second time. What the job adds stays invisible until it completes (``storage.teams``).
 
-Checkpoint: ``csvsource``'s plus ``teams_created``, ``members_added`` and
-``members_present`` (memberships that already existed).
+Checkpoint: ``csvsource``'s plus ``staged``, the memberships staged so far. What the job
+adds is counted when it publishes, so its result says what became visible.
 """
 
 import contextlib
@@ -116,56 +116,54 @@ class TeamsKind:
     async def run(self, ctx: JobContext) -> None:
         job = ctx.job
         size = int(job.params["bytes"])
-        cp = job.checkpoint or first_checkpoint(
-            job.params, teams_created=0, members_added=0, members_present=0
-        )
+        cp = job.checkpoint or first_checkpoint(job.params, staged=0)
         chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp, with_lines=True)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 members, invalid = _memberships(job, chunk.rows, chunk.positions())
                 apply_policy(job, invalid, chunk.checkpoint["rejected"] + len(invalid))
                 rejected = chunk.rejected + invalid
-                async with ctx.chunk() as conn:
-                    names: dict[str, str] = {}
-                    for m in members:
-                        names.setdefault(teams.name_key(m["team"]), m["team"])
-                    ids, created = await teams.ensure_teams(
-                        conn, tenant=job.tenant, job_id=job.id, names=names
-                    )
-                    added = await teams.add_members(
-                        conn,
-                        [
-                            {**m, "team_id": ids[teams.name_key(m["team"])], "job_id": job.id}
-                            for m in members
-                        ],
+                cp = {
+                    **chunk.checkpoint,
+                    "rejected": chunk.checkpoint["rejected"] + len(invalid),
+                    "staged": cp.get("staged", 0) + len(members),
+                }
+
+                async def write(
+                    conn: AsyncConnection,
+                    members: list[dict[str, Any]] = members,
+                    rejected: list[dict[str, Any]] = rejected,
+                    cp: dict[str, Any] = cp,
+                ) -> None:
+                    await teams.stage_members(
+                        conn, tenant=job.tenant, job_id=job.id, members=members
                     )
                     await save_rejections(conn, job.id, rejected)
-                    cp = {
-                        **chunk.checkpoint,
-                        "rejected": chunk.checkpoint["rejected"] + len(invalid),
-                        "teams_created": cp["teams_created"] + created,
-                        "members_added": cp["members_added"] + added,
-                        "members_present": cp["members_present"] + len(members) - added,
-                    }
                     await ctx.save(
                         conn,
                         checkpoint=cp,
                         progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
                     )
-        async with ctx.chunk() as conn:
-            await teams.publish_teams(conn, job_id=job.id)
+
+                await ctx.chunk(write)
+        done = cp
+
+        async def publish(conn: AsyncConnection) -> None:
+            created, added, staged = await teams.publish_teams(conn, job_id=job.id)
             await ctx.finish(
                 conn,
                 result={
-                    "teams_created": cp["teams_created"],
-                    "members_added": cp["members_added"],
-                    "members_already_present": cp["members_present"],
-                    "rows_rejected": cp["rejected"],
+                    "teams_created": created,
+                    "members_added": added,
+                    "members_already_present": staged - added,
+                    "rows_rejected": done["rejected"],
                 },
                 progress=checkpoint_progress(
-                    cp, size=size, rate=ctx.rate(cp["records"]), done=True
+                    done, size=size, rate=ctx.rate(done["records"]), done=True
                 ),
             )
+
+        await ctx.chunk(publish)
 
     async def discard(self, conn: AsyncConnection, job: Job) -> None:
         await teams.discard_teams(conn, job_id=job.id)

@@ -1,15 +1,20 @@
-"""Teams and their members, written by teams jobs out of sight until the job completes.
+"""Teams and their members. A teams job's writes are its own until it completes.
 
-A row a job adds carries the job's id and ``pending = 1``; lists and counts show only rows
-with ``pending = 0``. Completing the job clears ``pending`` on its rows in the transaction
-that marks it completed; terminating or failing it deletes them. Rows that existed before
-the job are never touched. Team names are unique per tenant, compared trimmed and
-case-insensitively (``name_key``); a member is unique per team by e-mail, case-insensitively.
+While a job runs, the memberships it reads are staged in ``team_stage``, tagged with the job's
+id and invisible to everyone. Completing the job publishes them in the transaction that marks
+it completed: the teams that do not exist yet are created, and the memberships a team lacks
+are added. Rolling a job back deletes its staged rows and nothing else, so it never touches
+what another job wrote, and a job's result counts what its publishing really added.
+
+Team names are unique per tenant, compared trimmed and case-insensitively (``name_key``); a
+member is unique per team by e-mail, case-insensitively. Two jobs that stage the same new team
+end with one team holding both jobs' members, whichever publishes first; the team keeps the
+name as the first of them wrote it.
 """
 
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, and_, delete, func, insert, select, update
+from sqlalchemy import Index, UniqueConstraint, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
@@ -27,8 +32,8 @@ class Team(SQLModel, table=True):
     name: str
     name_key: str
     created_at: str
+    # The job whose publishing created the team.
     job_id: str
-    pending: bool = True
 
 
 class TeamMember(SQLModel, table=True):
@@ -44,107 +49,111 @@ class TeamMember(SQLModel, table=True):
     email_key: str
     name: str | None = None
     role: str
+    # The job whose publishing added the membership.
     job_id: str
-    pending: bool = True
+
+
+class TeamStage(SQLModel, table=True):
+    """A membership a running teams job has read, in source order; only that job sees it."""
+
+    __tablename__ = "team_stage"
+    __table_args__ = (Index("ix_team_stage_job_team", "job_id", "team_key", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", ondelete="CASCADE")
+    tenant: str
+    team_key: str
+    team_name: str
+    email: str
+    email_key: str
+    member_name: str | None = None
+    role: str
 
 
 TEAM = Team.__table__  # type: ignore[attr-defined]
 MEMBER = TeamMember.__table__  # type: ignore[attr-defined]
+STAGE = TeamStage.__table__  # type: ignore[attr-defined]
 
 
 def name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-async def ensure_teams(
-    conn: AsyncConnection, *, tenant: str, job_id: str, names: dict[str, str]
-) -> tuple[dict[str, int], int]:
-    """Team ids by name key for ``names`` (key → name as first written), creating the
-    missing ones as this job's pending teams; also how many were created."""
-    keys = list(names)
-    found: dict[str, int] = {}
-    for start in range(0, len(keys), 500):
-        part = keys[start : start + 500]
-        rows = await conn.execute(
-            select(TEAM.c.name_key, TEAM.c.id).where(
-                TEAM.c.tenant == tenant, TEAM.c.name_key.in_(part)
-            )
-        )
-        found.update({r.name_key: r.id for r in rows})
-    missing = [k for k in keys if k not in found]
-    if missing:
-        now = utcnow()
-        await conn.execute(
-            insert(TEAM),
-            [
-                {
-                    "tenant": tenant,
-                    "name": names[k],
-                    "name_key": k,
-                    "created_at": now,
-                    "job_id": job_id,
-                    "pending": True,
-                }
-                for k in missing
-            ],
-        )
-        rows = await conn.execute(
-            select(TEAM.c.name_key, TEAM.c.id).where(
-                TEAM.c.tenant == tenant, TEAM.c.job_id == job_id, TEAM.c.name_key.in_(missing)
-            )
-        )
-        found.update({r.name_key: r.id for r in rows})
-    return found, len(missing)
-
-
-async def add_members(conn: AsyncConnection, members: list[dict[str, Any]]) -> int:
-    """Add memberships a team does not have yet; how many were added."""
+async def stage_members(
+    conn: AsyncConnection, *, tenant: str, job_id: str, members: list[dict[str, Any]]
+) -> None:
+    """Stage a chunk's memberships (``team``, ``email``, ``name``, ``role``) for the job."""
     if not members:
-        return 0
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    cursor = await driver.executemany(
-        "INSERT INTO team_member (team_id, email, email_key, name, role, job_id, pending) "
-        "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (team_id, email_key) DO NOTHING",
+        return
+    await conn.execute(
+        STAGE.insert(),
         [
-            (m["team_id"], m["email"], m["email"].casefold(), m["name"], m["role"], m["job_id"])
+            {
+                "job_id": job_id,
+                "tenant": tenant,
+                "team_key": name_key(m["team"]),
+                "team_name": m["team"],
+                "email": m["email"],
+                "email_key": m["email"].casefold(),
+                "member_name": m["name"],
+                "role": m["role"],
+            }
             for m in members
         ],
     )
-    return int(cursor.rowcount)
 
 
-async def publish_teams(conn: AsyncConnection, *, job_id: str) -> None:
-    await conn.execute(update(TEAM).where(TEAM.c.job_id == job_id).values(pending=False))
-    await conn.execute(update(MEMBER).where(MEMBER.c.job_id == job_id).values(pending=False))
+async def publish_teams(conn: AsyncConnection, *, job_id: str) -> tuple[int, int, int]:
+    """Make a job's staged memberships visible, in the transaction that completes it:
+    ``(teams created, memberships added, memberships staged)``. Teams and memberships that
+    exist already, made by anyone, are left as they are."""
+    now = utcnow()
+    created = await conn.exec_driver_sql(
+        "INSERT INTO team (tenant, name, name_key, created_at, job_id) "
+        "SELECT s.tenant, s.team_name, s.team_key, ?, s.job_id FROM team_stage AS s "
+        "WHERE s.job_id = ? "
+        "AND s.id = (SELECT min(f.id) FROM team_stage AS f "
+        "            WHERE f.job_id = s.job_id AND f.team_key = s.team_key) "
+        "AND NOT EXISTS (SELECT 1 FROM team AS t "
+        "                WHERE t.tenant = s.tenant AND t.name_key = s.team_key) "
+        "ORDER BY s.id",
+        (now, job_id),
+    )
+    added = await conn.exec_driver_sql(
+        "INSERT INTO team_member (team_id, email, email_key, name, role, job_id) "
+        "SELECT t.id, s.email, s.email_key, s.member_name, s.role, s.job_id "
+        "FROM team_stage AS s JOIN team AS t ON t.tenant = s.tenant AND t.name_key = s.team_key "
+        "WHERE s.job_id = ? ORDER BY s.id "
+        "ON CONFLICT (team_id, email_key) DO NOTHING",
+        (job_id,),
+    )
+    staged = await conn.scalar(
+        select(func.count()).select_from(STAGE).where(STAGE.c.job_id == job_id)
+    )
+    await discard_teams(conn, job_id=job_id)
+    return int(created.rowcount), int(added.rowcount), int(staged or 0)
 
 
 async def discard_teams(conn: AsyncConnection, *, job_id: str) -> None:
-    await conn.execute(delete(MEMBER).where(MEMBER.c.job_id == job_id, MEMBER.c.pending))
-    await conn.execute(delete(TEAM).where(TEAM.c.job_id == job_id, TEAM.c.pending))
+    """Forget what a job staged; nothing visible changes."""
+    await conn.execute(delete(STAGE).where(STAGE.c.job_id == job_id))
 
 
 async def discard_finished(conn: AsyncConnection, *, final_states: list[str]) -> None:
-    """Pending rows of jobs that are final: left when their end had no room to undo them."""
+    """Staged rows of jobs that are final: left when their end had no room to undo them."""
     finished = select(JOB.c.id).where(JOB.c.state.in_(final_states))
-    await conn.execute(delete(MEMBER).where(MEMBER.c.pending, MEMBER.c.job_id.in_(finished)))
-    await conn.execute(delete(TEAM).where(TEAM.c.pending, TEAM.c.job_id.in_(finished)))
+    await conn.execute(delete(STAGE).where(STAGE.c.job_id.in_(finished)))
 
 
 def _member_count() -> Any:
-    return (
-        select(func.count())
-        .where(MEMBER.c.team_id == TEAM.c.id, MEMBER.c.pending.is_(False))
-        .scalar_subquery()
-    )
+    return select(func.count()).where(MEMBER.c.team_id == TEAM.c.id).scalar_subquery()
 
 
 async def list_teams(
     conn: AsyncConnection, *, tenant: str, search: str | None, after: int, limit: int
 ) -> list[dict[str, Any]]:
     query = select(TEAM.c.id, TEAM.c.name, _member_count().label("member_count")).where(
-        TEAM.c.tenant == tenant, TEAM.c.pending.is_(False), TEAM.c.id > after
+        TEAM.c.tenant == tenant, TEAM.c.id > after
     )
     if search:
         query = query.where(func.instr(TEAM.c.name_key, name_key(search)) > 0)
@@ -156,7 +165,7 @@ async def get_team(conn: AsyncConnection, *, tenant: str, team_id: int) -> dict[
     row = (
         await conn.execute(
             select(TEAM.c.id, TEAM.c.name, _member_count().label("member_count")).where(
-                and_(TEAM.c.id == team_id, TEAM.c.tenant == tenant, TEAM.c.pending.is_(False))
+                and_(TEAM.c.id == team_id, TEAM.c.tenant == tenant)
             )
         )
     ).first()
@@ -164,7 +173,7 @@ async def get_team(conn: AsyncConnection, *, tenant: str, team_id: int) -> dict[
         raise NotFound(f"No team with id {team_id} exists. List teams with GET /teams.")
     members = await conn.execute(
         select(MEMBER.c.email, MEMBER.c.name, MEMBER.c.role)
-        .where(MEMBER.c.team_id == team_id, MEMBER.c.pending.is_(False))
+        .where(MEMBER.c.team_id == team_id)
         .order_by(MEMBER.c.id)
     )
     return {**dict(row._mapping), "members": [dict(m._mapping) for m in members]}
