@@ -114,6 +114,7 @@ restart of the service. Pausing a paused job answers it as it is.
         _finished("paused"),
         DATABASE_BUSY,
         DISK_FULL,
+        ok={200: {"description": "The job, `paused` (or still `pausing`), or as it was."}},
     ),
 )
 async def pause_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
@@ -136,6 +137,7 @@ answers it as it is; resuming a `pausing` job cancels the pause.
         _finished("running"),
         DATABASE_BUSY,
         DISK_FULL,
+        ok={200: {"description": "The job, `running` or `queued`."}},
     ),
 )
 async def resume_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
@@ -160,6 +162,7 @@ job answers it as it is. **This cannot be undone.**
         _finished("terminated"),
         DATABASE_BUSY,
         DISK_FULL,
+        ok={200: {"description": "The job, `terminated` (or still `terminating`)."}},
     ),
 )
 async def terminate_job(

@@ -37,7 +37,43 @@ class JobError(BaseModel):
     column: str | None = Field(default=None, description="the column at fault")
 
 
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": "01m8115b00jfbms03498rncvpd",
+    "kind": "import",
+    "state": "running",
+    "params": {
+        "dataset": "responses",
+        "mode": "create",
+        "on_error": "abort",
+        "max_errors": 1000,
+        "encoding": "utf-8",
+        "delimiter": ",",
+        "filename": "responses.csv",
+        "columns": ["response_id", "submitted_at", "country", "age", "score"],
+        "bytes": 98165,
+    },
+    "progress": {
+        "done": 800,
+        "total": None,
+        "percent": 80.06,
+        "unit": "records",
+        "bytes_done": 78599,
+        "bytes_total": 98165,
+        "rate_per_s": 11069.8,
+        "eta_s": 0.2,
+    },
+    "result": None,
+    "error": None,
+    "created_at": "2026-11-22T07:04:58.495611Z",
+    "started_at": "2026-11-22T07:04:58.501200Z",
+    "updated_at": "2026-11-22T07:04:58.573914Z",
+    "finished_at": None,
+}
+
+
 class JobPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+
     id: str = Field(description="opaque, URL-safe; sorts by creation time")
     kind: Kind = Field(description="`import`, `export` or `teams`")
     state: State = Field(
