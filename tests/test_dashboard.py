@@ -788,11 +788,21 @@ def test_screenshots_of_the_main_views(
                 if view == "export":
                     page.click("#add-filter")
                     page.locator("#export-filters li").first.get_by_label("Value").fill("30")
+                if view == "import":
+                    page.fill("#import-dataset", "responses")
+                    page.set_input_files("#import-file", str(RESPONSES_CSV))
+                    page.click("#import-submit")
+                    expect(page.locator("#import-dataset-error")).to_be_visible()
+                page.screenshot(path=screenshots / f"{view}-{name}.png", full_page=True)
                 if view == "jobs":
                     expect(card(page, running).locator(".numbers")).to_contain_text("/s")
                     # The first screen, as the README shows it.
                     page.screenshot(path=screenshots / f"dashboard-{name}.png")
-                page.screenshot(path=screenshots / f"{view}-{name}.png", full_page=True)
+                    card(page, running).locator("button[data-action=terminate]").click()
+                    expect(page.locator("dialog[open]")).to_be_visible()
+                    page.screenshot(path=screenshots / f"confirm-{name}.png")
+                    page.keyboard.press("Escape")
+                    expect(page.locator("dialog[open]")).to_have_count(0)
             page.goto(f"{tab.url}/docs")
             operation = page.locator("#operations-jobs-pause_job")
             operation.locator(".opblock-summary-control").click()
@@ -807,4 +817,4 @@ def test_screenshots_of_the_main_views(
         client.post(f"/jobs/{running}/terminate")
         client.post(f"/jobs/{paused}/terminate")
     saved = sorted(p.name for p in screenshots.glob("*.png"))
-    assert len(saved) >= 2 * (len(views) + 2), saved
+    assert len(saved) >= 2 * (len(views) + 4), saved

@@ -4,10 +4,14 @@
 
 const KEY_COOKIE = "collect_key";
 
+// The page's own words for a missing or unknown key: the service's speak of HTTP headers.
+const NEEDS_KEY =
+  "This service needs an API key: enter it in the API key box at the top of the page, then try again.";
+
 export class Refusal extends Error {
   // A problem answered by the service (RFC 9457), or a request that did not get through.
   constructor(status, problem) {
-    super(problem.detail || `The service answered ${status}.`);
+    super(status === 401 ? NEEDS_KEY : problem.detail || `The service answered ${status}.`);
     this.status = status;
     this.problem = problem;
   }

@@ -20,13 +20,6 @@ export function fieldOf(problem, status, fields) {
   return null;
 }
 
-export function refusalText(error) {
-  if (error.status === 401) {
-    return "This service needs an API key: enter it in the API key box at the top of the page, then try again.";
-  }
-  return error.message;
-}
-
 export class FormErrors {
   constructor(fields, message) {
     this.fields = fields;
@@ -43,12 +36,12 @@ export class FormErrors {
   // Show a refusal next to its field (and move the keyboard there), or above the form.
   show(error) {
     const parts = error.status ? fieldOf(error.problem, error.status, this.fields) : null;
-    if (parts) {
+    if (parts && error.status !== 401) {
       showError(parts, error.message);
       const control = parts.control.matches("input, select") ? parts.control : parts.control.querySelector("input, select");
       control?.focus();
     } else {
-      this.say(refusalText(error), true);
+      this.say(error.message, true);
     }
   }
 
