@@ -158,6 +158,7 @@ export class JobCard {
     const titleId = uid("job-title");
     this.job = job;
     this.placed = false;
+    this.pending = new Set();
     this.heading = h(
       `h${level}`,
       { class: "job-title", id: titleId },
@@ -266,7 +267,9 @@ export class JobCard {
   }
 
   async act(action) {
-    if (this.pending) return;
+    // The same request twice is one too many; another (terminate while a resume is on its
+    // way) is the user's call.
+    if (this.pending.has(action)) return;
     const job = this.job;
     if (action === "terminate") {
       const { title } = describeJob(job);
@@ -279,7 +282,7 @@ export class JobCard {
       if (!confirmed) return;
     }
     const button = this.buttons[action];
-    this.pending = action;
+    this.pending.add(action);
     button.setAttribute("aria-disabled", "true");
     this.note.hidden = true;
     try {
@@ -288,7 +291,7 @@ export class JobCard {
       this.note.textContent = error.message;
       this.note.hidden = false;
     } finally {
-      this.pending = null;
+      this.pending.delete(action);
       button.removeAttribute("aria-disabled");
     }
   }
