@@ -4,6 +4,8 @@ Every operation gets generated requests, valid and invalid ones (schemathesis's 
 negative modes): its coverage phase of boundary values, then ``MAX_EXAMPLES`` random ones.
 Each response must not be a 5xx and must agree with the document: a documented status code,
 a documented content type, documented headers, and a body matching that status's schema.
+Every error must be problem details: ``application/problem+json``, its body valid against the
+document's one ``Problem`` schema.
 
 The app is real: ``create_app`` on a SQLite file in a temporary directory, with an API key
 configured as in production, run with its lifespan. schemathesis's ASGI transport runs that
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import requests
 import schemathesis
@@ -46,12 +49,36 @@ from tests.helpers import TERMINAL, csv_bytes
 MAX_EXAMPLES = 100
 # A request that takes longer is a hang; a stream cut at this deadline keeps what it sent.
 REQUEST_TIMEOUT_S = 30
+
+# Building an app starts nothing: the document is what the app serves at /openapi.json (the
+# fixture checks that the running app serves the same).
+DOCUMENT = create_app(make_settings(Path("never-started"))).openapi()
+PROBLEM = jsonschema_rs.validator_for(
+    {"$ref": "#/components/schemas/Problem", "components": DOCUMENT["components"]}
+)
+
+
+def problem_details(ctx: Any, response: Any, case: schemathesis.Case) -> None:
+    """An error is an RFC 9457 problem whose body the ``Problem`` schema accepts."""
+    if response.status_code < 400:
+        return
+    media_type = response.headers.get("content-type", [""])[0].split(";")[0]
+    assert media_type == "application/problem+json", (
+        f"{response.status_code} answered {media_type!r}, not application/problem+json"
+    )
+    body = response.json()
+    errors = [error.message for error in PROBLEM.iter_errors(body)]
+    assert not errors, f"not a Problem: {errors}: {body}"
+    assert body["status"] == response.status_code, body
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    schemathesis.check(problem_details),
 ]
 
 RESPONSES_CSV = ROOT / "sample_data" / "responses.csv"
@@ -64,10 +91,6 @@ AUTHORIZATION = f"Bearer {API_KEY}"
 
 # Filled by the `app` fixture; read by the strategies below only when they draw.
 SEEDED: dict[str, list[Any]] = {}
-
-# Building an app starts nothing: the document is what the app serves at /openapi.json (the
-# fixture checks that the running app serves the same).
-DOCUMENT = create_app(make_settings(Path("never-started"))).openapi()
 
 schema = schemathesis.openapi.from_dict(DOCUMENT).exclude(
     # The stream of all jobs follows every future change and never ends by itself: each

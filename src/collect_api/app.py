@@ -22,8 +22,8 @@ from collect_api import __version__
 from collect_api.access import Access
 from collect_api.api import datasets, events, exports, health, imports, jobs, teams
 from collect_api.api.deps import Services
+from collect_api.api.docs import add_docs_pages, openapi_document
 from collect_api.api.limits import BodyLimit
-from collect_api.api.schemas import COMMON_RESPONSES
 from collect_api.db import Database, is_disk_full
 from collect_api.errors import CollectError
 from collect_api.jobs.broker import Broker
@@ -33,6 +33,12 @@ from collect_api.settings import Settings
 
 log = logging.getLogger("collect")
 PROBLEM = "application/problem+json"
+BODY_UNREADABLE = "The body cannot be read: send a JSON object, encoded as UTF-8."
+# The dashboard loads its scripts, styles and images from this server only.
+DASHBOARD_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'self'; form-action 'self'"
+)
 
 
 def _problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
@@ -71,6 +77,47 @@ def _end_streams_on_stop(broker: Broker) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+API_DESCRIPTION = """
+Collect runs long data jobs — **import** a CSV into a dataset, **export** a dataset to a CSV
+file, create **teams** from a CSV — and lets any client steer a job while it runs: **pause**
+it, **resume** it from its last checkpoint, or **terminate** it and have its writes rolled
+back. The dashboard at [`/`](/) does all of this in a browser; this page documents the HTTP
+API (also as [ReDoc](/redoc), and as [`/openapi.json`](/openapi.json)).
+
+**A job's life.** `queued` → `running` → `completed`; or `failed`, its writes rolled back and
+`error` saying why; `paused` via `pausing`; `terminated` via `terminating`, its writes rolled
+back. `completed`, `failed` and `terminated` are final. A job's rows become visible only when
+it completes.
+
+**Trying it here.** Import `sample_data/responses.csv` of the repository with
+`POST /imports` as dataset `responses`; the export examples then work as given. Follow a job
+with `GET /jobs/{job_id}/events` from a terminal (`curl -N`), as this page cannot show an
+endless stream.
+
+**Lists** answer `{"items": [...], "next": cursor}`: pass `next` back as `after` for the
+following page, with `limit` (default 100, at most 1000).
+
+**Errors** are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details,
+`application/problem+json`, whose `detail` says what to do; each operation lists the
+statuses it can answer and when.
+
+**API keys.** When the service is configured with keys (`COLLECT_API_KEYS`), every operation
+but `GET /healthz` needs one: press *Authorize* and enter it, or send
+`Authorization: Bearer <key>`. The dashboard keeps its key in the `collect_key` cookie,
+which this page sends too.
+"""
+
+API_TAGS = [
+    {"name": "imports", "description": "Load a CSV of records into a dataset."},
+    {"name": "exports", "description": "Write a dataset, filtered and projected, to a file."},
+    {"name": "teams", "description": "Create teams and members from a CSV, and read them."},
+    {"name": "jobs", "description": "Read, pause, resume and terminate jobs of any kind."},
+    {"name": "events", "description": "Follow jobs live, as Server-Sent Events."},
+    {"name": "datasets", "description": "What has been imported, and its rows."},
+    {"name": "health", "description": "Is the service up?"},
+]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     access = Access.parse(settings.api_keys)
@@ -107,9 +154,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Collect",
         version=__version__,
         summary="Long-running data jobs you can pause, resume or terminate.",
+        description=API_DESCRIPTION,
+        openapi_tags=API_TAGS,
         lifespan=lifespan,
-        responses=COMMON_RESPONSES,
+        docs_url=None,
+        redoc_url=None,
+        # Operation ids are the handlers' names: `pause_job`, not `pause_job_jobs__job_id__...`.
+        generate_unique_id_function=lambda route: route.name,
     )
+    app.openapi = openapi_document(app)  # type: ignore[method-assign]
+    add_docs_pages(app)
 
     @app.exception_handler(CollectError)
     async def _collect_error(_request: Request, exc: CollectError) -> JSONResponse:
@@ -137,6 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             detail = "There is no such resource; see /docs for the API."
         elif exc.status_code == 405:
             detail = "This method is not allowed here; see /docs for the API."
+        elif exc.status_code == 400 and detail == "There was an error parsing the body":
+            return _problem(400, "Bad request", BODY_UNREADABLE)
         return _problem(exc.status_code, detail.split(";")[0], detail)
 
     @app.exception_handler(OperationalError)
@@ -165,7 +221,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
-        return FileResponse(static / "index.html")
+        return FileResponse(
+            static / "index.html", headers={"Content-Security-Policy": DASHBOARD_POLICY}
+        )
 
     app.add_middleware(BodyLimit)
     for router in (

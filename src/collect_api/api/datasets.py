@@ -4,13 +4,28 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep, row_key
-from collect_api.api.schemas import PROBLEM_RESPONSES, DatasetPublic, DatasetsPublic, RowsPublic
+from collect_api.api.deps import (
+    AfterQuery,
+    DatasetPath,
+    LimitQuery,
+    ServicesDep,
+    TenantDep,
+    row_key,
+)
+from collect_api.api.docs import (
+    BAD_PAGE,
+    DATABASE_BUSY,
+    DATASET_NOT_FOUND,
+    DISK_FULL,
+    UNAUTHORIZED,
+    documented,
+)
+from collect_api.api.schemas import DatasetPublic, DatasetsPublic, RowsPublic
 from collect_api.errors import Unprocessable
 from collect_api.jobs.models import Dataset
 from collect_api.storage import datasets
 
-router = APIRouter(tags=["datasets"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["datasets"])
 
 
 def _public(dataset: Dataset) -> dict[str, Any]:
@@ -24,7 +39,18 @@ def _public(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-@router.get("/datasets", response_model=DatasetsPublic, summary="List datasets by name")
+@router.get(
+    "/datasets",
+    response_model=DatasetsPublic,
+    **documented(
+        "List datasets",
+        "Your datasets by name, page by page, with their columns and row counts. A dataset "
+        "appears when the first import into it completes.",
+        UNAUTHORIZED,
+        BAD_PAGE,
+        DATABASE_BUSY,
+    ),
+)
 async def list_datasets(
     services: ServicesDep, tenant: TenantDep, limit: LimitQuery = 100, after: AfterQuery = None
 ) -> dict[str, Any]:
@@ -37,17 +63,39 @@ async def list_datasets(
     }
 
 
-@router.get("/datasets/{name}", response_model=DatasetPublic, summary="One dataset")
-async def get_dataset(name: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+@router.get(
+    "/datasets/{name}",
+    response_model=DatasetPublic,
+    **documented(
+        "One dataset",
+        "Its columns, row count and version.",
+        UNAUTHORIZED,
+        DATASET_NOT_FOUND,
+        DATABASE_BUSY,
+    ),
+)
+async def get_dataset(
+    name: DatasetPath, services: ServicesDep, tenant: TenantDep
+) -> dict[str, Any]:
     async with services.db.read() as conn:
         return _public(await datasets.get_dataset(conn, tenant=tenant, name=name))
 
 
 @router.get(
-    "/datasets/{name}/rows", response_model=RowsPublic, summary="Rows in source order, paginated"
+    "/datasets/{name}/rows",
+    response_model=RowsPublic,
+    **documented(
+        "A dataset's rows, page by page",
+        "The rows in source order, each a list of its fields as strings in column order, as "
+        "imported. Pass `next` back as `after` for the following page.",
+        UNAUTHORIZED,
+        DATASET_NOT_FOUND,
+        BAD_PAGE,
+        DATABASE_BUSY,
+    ),
 )
 async def dataset_rows(
-    name: str,
+    name: DatasetPath,
     services: ServicesDep,
     tenant: TenantDep,
     limit: LimitQuery = 100,
@@ -69,9 +117,19 @@ async def dataset_rows(
 
 
 @router.delete(
-    "/datasets/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a dataset"
+    "/datasets/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    **documented(
+        "Delete a dataset",
+        "Deletes the dataset and all its rows, for good. Exports already written are kept.",
+        UNAUTHORIZED,
+        DATASET_NOT_FOUND,
+        DATABASE_BUSY,
+        DISK_FULL,
+        ok={204: {"description": "The dataset is deleted."}},
+    ),
 )
-async def delete_dataset(name: str, services: ServicesDep, tenant: TenantDep) -> None:
+async def delete_dataset(name: DatasetPath, services: ServicesDep, tenant: TenantDep) -> None:
     async with services.db.write() as conn:
         dataset = await datasets.get_dataset(conn, tenant=tenant, name=name)
         await datasets.delete_dataset(conn, dataset)

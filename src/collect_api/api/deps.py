@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from collect_api.access import DEFAULT_TENANT, KEY_COOKIE, Access
@@ -61,10 +61,20 @@ def get_tenant(
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 TenantDep = Annotated[str, Depends(get_tenant)]
-LimitQuery = Annotated[int, Query(ge=1, le=1000, description="page size (at most 1000)")]
-AfterQuery = Annotated[
-    str | None, Query(max_length=200, description="the `next` cursor of the previous page")
+LimitQuery = Annotated[
+    int, Query(ge=1, le=1000, description="how many items a page holds, 1 to 1000")
 ]
+AfterQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="the `next` of the previous page, to get the page after it; "
+        "omit it for the first page",
+    ),
+]
+JobIdPath = Annotated[str, Path(description="the job's `id`, as `POST` or `GET /jobs` gave it")]
+DatasetPath = Annotated[str, Path(description="the dataset's `name`")]
+TeamIdPath = Annotated[str, Path(description="the team's `id`, as `GET /teams` gave it")]
 
 
 _ROW_KEY = re.compile(r"[0-9]{1,18}")

@@ -13,22 +13,89 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import func, select
 
-from collect_api.api.deps import ServicesDep, TenantDep, row_key
-from collect_api.api.schemas import PROBLEM_RESPONSES
+from collect_api.api.deps import JobIdPath, ServicesDep, TenantDep, row_key
+from collect_api.api.docs import (
+    DATABASE_BUSY,
+    EXAMPLE_JOB_ID,
+    JOB_NOT_FOUND,
+    UNAUTHORIZED,
+    documented,
+)
 from collect_api.jobs import store
 from collect_api.jobs.models import TERMINAL
 from collect_api.jobs.store import HISTORY, JOB
 
-router = APIRouter(tags=["events"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["events"])
 
-LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        description="the `id` of the last event received, when reconnecting: the state "
+        "changes since then are sent first (browsers' EventSource sends it by itself)",
+    ),
+]
+
+_STREAM_EXAMPLE = (
+    "event: snapshot\n"
+    f'data: {{"id": "{EXAMPLE_JOB_ID}", "kind": "import", "state": "running", …}}\n'
+    "id: 23\n\n"
+    "event: progress\n"
+    f'data: {{"id": "{EXAMPLE_JOB_ID}", …, "progress": {{"done": 800, …}}, …}}\n'
+    "id: 24\n\n"
+)
+
+
+_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data", "id"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["snapshot", "progress", "state"],
+            "description": "why it was sent",
+        },
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/JobPublic"},
+            "description": "the job, as `GET /jobs/{id}` answers it",
+        },
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "increases with every change; send it back as `Last-Event-ID`",
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def _stream(what: str) -> dict[int, dict[str, Any]]:
+    return {
+        200: {
+            "description": f"A `text/event-stream` of {what}.",
+            "content": {
+                "text/event-stream": {"itemSchema": _EVENT_SCHEMA, "example": _STREAM_EXAMPLE}
+            },
+        }
+    }
+
+
+_EVENTS = """
+Every event's `data` is a job as JSON, the document `GET /jobs/{id}` answers; its `event`
+says why it was sent: `snapshot` (the job as it is when the stream starts), `progress` (at
+most every 250 ms per job while it runs) or `state` (every state change). Events carry
+increasing `id`s: a client that reconnects with `Last-Event-ID` misses no state change.
+Comments keep an idle connection open.
+"""
 
 
 def _event(kind: str, rev: int, document: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(event=kind, id=str(rev), data=document)
 
 
-async def _existing_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> str:
+async def _existing_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> str:
     """404 before the stream starts: once it has, the status is sent."""
     async with services.db.read() as conn:
         await store.get_job(conn, job_id=job_id, tenant=tenant)
@@ -42,7 +109,15 @@ def _since(last_event_id: str | None) -> int:
 @router.get(
     "/jobs/{job_id}/events",
     response_class=EventSourceResponse,
-    summary="Follow one job: a snapshot, then progress and state events until it ends",
+    **documented(
+        "Follow one job's progress, live",
+        "Server-Sent Events for one job, from its snapshot to its end: the stream closes "
+        "after the event of its final state (at once for a job already ended).\n" + _EVENTS,
+        UNAUTHORIZED,
+        JOB_NOT_FOUND,
+        DATABASE_BUSY,
+        ok=_stream("the job's events, until it ends"),
+    ),
 )
 async def job_events(
     job_id: Annotated[str, Depends(_existing_job)],
@@ -87,7 +162,14 @@ async def job_events(
 @router.get(
     "/events",
     response_class=EventSourceResponse,
-    summary="Follow all your jobs: snapshots of unfinished jobs, then every change",
+    **documented(
+        "Follow all your jobs, live",
+        "Server-Sent Events for all your jobs: a snapshot of each unfinished one, then every "
+        "change of any of them, new jobs included. The stream does not end by itself.\n" + _EVENTS,
+        UNAUTHORIZED,
+        DATABASE_BUSY,
+        ok=_stream("every change of your jobs"),
+    ),
 )
 async def all_events(
     services: ServicesDep, tenant: TenantDep, last_event_id: LastEventId = None

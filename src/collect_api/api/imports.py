@@ -5,24 +5,102 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 
 from collect_api.api.deps import ServicesDep, TenantDep
-from collect_api.api.schemas import PROBLEM_RESPONSES, JobPublic
+from collect_api.api.docs import (
+    BAD_CSV,
+    BAD_FORM,
+    DATABASE_BUSY,
+    DISK_FULL,
+    UNAUTHORIZED,
+    UPLOAD_TOO_LARGE,
+    accepted,
+    documented,
+    refusal,
+)
+from collect_api.api.schemas import JobPublic
 from collect_api.api.uploads import accept_csv_job, csv_form
 from collect_api.jobs.models import Job
 from collect_api.kinds.imports import submit_import
 from collect_api.storage.uploads import Upload
 
-router = APIRouter(tags=["imports"], responses={**PROBLEM_RESPONSES, 413: PROBLEM_RESPONSES[422]})
+router = APIRouter(tags=["imports"])
+
+IMPORT_DOC = documented(
+    "Import a CSV into a dataset",
+    """
+Uploads a CSV file of records and queues a job that loads it into the dataset named by
+`dataset`. The answer comes as soon as the file is stored: **202** with the job, and its URL in
+`Location`. Follow it with `GET /jobs/{id}/events`, or steer it with `POST /jobs/{id}/pause`,
+`/resume` and `/terminate`.
+
+The rows become visible in the dataset only when the job completes; a failed or terminated
+import leaves the dataset exactly as it was. With `on_error=skip`, bad records are set aside
+and can be read with `GET /jobs/{id}/errors`.
+
+To try it here: choose `sample_data/responses.csv` of the repository as `file` and type a
+dataset name such as `responses`.
+""",
+    UNAUTHORIZED,
+    refusal(
+        404,
+        "`mode=append` names a dataset that does not exist",
+        "No dataset named 'responses' exists. List datasets with GET /datasets.",
+        dataset="responses",
+    ),
+    refusal(
+        409,
+        "`mode=create` (the default) names a dataset that already exists",
+        "dataset 'responses' already exists; use mode=append to add rows or mode=replace to "
+        "replace it",
+        dataset="responses",
+    ),
+    UPLOAD_TOO_LARGE,
+    BAD_FORM,
+    refusal(
+        422,
+        "`dataset` is missing or not a name Collect allows",
+        "dataset name 'My data' is not allowed: use 1 to 63 lower-case letters, digits and "
+        "underscores, starting with a letter",
+        field="dataset",
+    ),
+    BAD_CSV,
+    refusal(
+        422,
+        "with `mode=append`, the file's columns are not the dataset's",
+        "the file's columns do not match dataset 'responses': missing ['age'], extra ['years']",
+        missing=["age"],
+        extra=["years"],
+    ),
+    DATABASE_BUSY,
+    DISK_FULL,
+    ok=accepted("The import"),
+)
 
 
 @router.post(
     "/imports",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
-    summary="Import a CSV into a dataset",
     openapi_extra=csv_form(
-        dataset={"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$", "required": True},
-        mode={"type": "string", "enum": ["create", "append", "replace"], "default": "create"},
+        "the CSV file; its first line names the columns",
+        dataset={
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_]{0,62}$",
+            # Left empty for the user to fill in: a name generated from the pattern would
+            # create a junk dataset when the example is executed.
+            "example": "",
+            "required": True,
+            "description": "the dataset to import into: 1 to 63 lower-case letters, digits "
+            "and `_`, starting with a letter (such as `responses`)",
+        },
+        mode={
+            "type": "string",
+            "enum": ["create", "append", "replace"],
+            "default": "create",
+            "description": "`create` a new dataset (refused if it exists), `append` the rows "
+            "to an existing one with the same columns, or `replace` its rows",
+        },
     ),
+    **IMPORT_DOC,
 )
 async def create_import(
     request: Request, response: Response, services: ServicesDep, tenant: TenantDep

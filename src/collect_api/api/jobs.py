@@ -8,9 +8,19 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep
+from collect_api.api.deps import AfterQuery, JobIdPath, LimitQuery, ServicesDep, TenantDep
+from collect_api.api.docs import (
+    BAD_PAGE,
+    DATABASE_BUSY,
+    DISK_FULL,
+    EXAMPLE_JOB_ID,
+    JOB_NOT_FOUND,
+    UNAUTHORIZED,
+    Refusal,
+    documented,
+    refusal,
+)
 from collect_api.api.schemas import (
-    PROBLEM_RESPONSES,
     HistoryPublic,
     JobPublic,
     JobsPublic,
@@ -19,15 +29,45 @@ from collect_api.api.schemas import (
 )
 from collect_api.jobs import control, store
 
-router = APIRouter(tags=["jobs"], responses=PROBLEM_RESPONSES)
+router = APIRouter(tags=["jobs"])
 
 
-@router.get("/jobs", response_model=JobsPublic, summary="List jobs, newest first")
+def _finished(to: str) -> Refusal:
+    return refusal(
+        409,
+        f"the job cannot become {to} from its state: it is " + _CANNOT[to],
+        f"Job {EXAMPLE_JOB_ID} is terminated and cannot become {to}. It is finished; "
+        "submit a new job instead.",
+        title="Invalid transition",
+        job_id=EXAMPLE_JOB_ID,
+        state="terminated",
+    )
+
+
+_CANNOT = {
+    "paused": "`completed`, `failed`, `terminated` or `terminating`",
+    "running": "`completed`, `failed`, `terminated` or `terminating`",
+    "terminated": "`completed` or `failed`",
+}
+
+
+@router.get(
+    "/jobs",
+    response_model=JobsPublic,
+    **documented(
+        "List jobs, newest first",
+        "Your jobs, newest first, page by page; `state` and `kind` keep only those that are "
+        "in that state or of that kind.",
+        UNAUTHORIZED,
+        BAD_PAGE,
+        DATABASE_BUSY,
+    ),
+)
 async def list_jobs(
     services: ServicesDep,
     tenant: TenantDep,
-    state: State | None = Query(default=None),
-    kind: Kind | None = Query(default=None),
+    state: State | None = Query(default=None, description="only the jobs in this state"),
+    kind: Kind | None = Query(default=None, description="only the jobs of this kind"),
     limit: LimitQuery = 100,
     after: AfterQuery = None,
 ) -> dict[str, Any]:
@@ -42,8 +82,18 @@ async def list_jobs(
     }
 
 
-@router.get("/jobs/{job_id}", response_model=JobPublic, summary="One job")
-async def get_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobPublic,
+    **documented(
+        "One job",
+        "The job as it is now: its state, parameters, progress, and its result or error.",
+        UNAUTHORIZED,
+        JOB_NOT_FOUND,
+        DATABASE_BUSY,
+    ),
+)
+async def get_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     async with services.db.read() as conn:
         return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
 
@@ -51,9 +101,23 @@ async def get_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict
 @router.post(
     "/jobs/{job_id}/pause",
     response_model=JobPublic,
-    summary="Pause a job; answers once it has stopped at a safe point",
+    **documented(
+        "Pause a job",
+        """
+A queued job is paused at once. A running one stops at its next safe point, the end of the
+chunk in flight, holding no lock or transaction; the answer comes then, with the job `paused`
+(or still `pausing` if that takes longer than `COLLECT_CONTROL_WAIT_S`). A pause survives a
+restart of the service. Pausing a paused job answers it as it is.
+""",
+        UNAUTHORIZED,
+        JOB_NOT_FOUND,
+        _finished("paused"),
+        DATABASE_BUSY,
+        DISK_FULL,
+        ok={200: {"description": "The job, `paused` (or still `pausing`), or as it was."}},
+    ),
 )
-async def pause_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+async def pause_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     job = await control.pause_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
@@ -61,9 +125,22 @@ async def pause_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> di
 @router.post(
     "/jobs/{job_id}/resume",
     response_model=JobPublic,
-    summary="Resume a paused job from its checkpoint",
+    **documented(
+        "Resume a paused job",
+        """
+The job continues from its last checkpoint, without redoing work already done: it answers
+`running`, or `queued` while it waits for a run slot. Resuming a running or queued job
+answers it as it is; resuming a `pausing` job cancels the pause.
+""",
+        UNAUTHORIZED,
+        JOB_NOT_FOUND,
+        _finished("running"),
+        DATABASE_BUSY,
+        DISK_FULL,
+        ok={200: {"description": "The job, `running` or `queued`."}},
+    ),
 )
-async def resume_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+async def resume_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     job = await control.resume_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
@@ -71,15 +148,45 @@ async def resume_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> d
 @router.post(
     "/jobs/{job_id}/terminate",
     response_model=JobPublic,
-    summary="Terminate a job; answers once its writes are rolled back",
+    **documented(
+        "Terminate a job, rolling back its writes",
+        """
+Stops the job for good and undoes what it wrote: a terminated import leaves its dataset as it
+was before the job began, a terminated export leaves no file, a terminated teams job creates
+no team. The answer comes once that is done, with the job `terminated` (or still
+`terminating` if that takes longer than `COLLECT_CONTROL_WAIT_S`). Terminating a terminated
+job answers it as it is. **This cannot be undone.**
+""",
+        UNAUTHORIZED,
+        JOB_NOT_FOUND,
+        _finished("terminated"),
+        DATABASE_BUSY,
+        DISK_FULL,
+        ok={200: {"description": "The job, `terminated` (or still `terminating`)."}},
+    ),
 )
-async def terminate_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+async def terminate_job(
+    job_id: JobIdPath, services: ServicesDep, tenant: TenantDep
+) -> dict[str, Any]:
     job = await control.terminate_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
 
-@router.get("/jobs/{job_id}/history", response_model=HistoryPublic, summary="A job's audit trail")
-async def job_history(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+@router.get(
+    "/jobs/{job_id}/history",
+    response_model=HistoryPublic,
+    **documented(
+        "A job's audit trail",
+        "Every transition of the job, oldest first: when, from which state to which, who "
+        "asked (the tenant of the API key, or `system` for the engine's own steps) and why.",
+        UNAUTHORIZED,
+        JOB_NOT_FOUND,
+        DATABASE_BUSY,
+    ),
+)
+async def job_history(
+    job_id: JobIdPath, services: ServicesDep, tenant: TenantDep
+) -> dict[str, Any]:
     async with services.db.read() as conn:
         await store.get_job(conn, job_id=job_id, tenant=tenant)
         return {"items": await store.history(conn, job_id=job_id), "next": None}
@@ -88,10 +195,35 @@ async def job_history(job_id: str, services: ServicesDep, tenant: TenantDep) -> 
 @router.get(
     "/jobs/{job_id}/errors",
     response_class=StreamingResponse,
-    summary="Rejected records as CSV: line, record, column, reason, raw text",
-    responses={200: {"content": {"text/csv": {}}}},
+    **documented(
+        "The records a job rejected, as CSV",
+        """
+The records an import or teams job with `on_error=skip` set aside (or the ones that made it
+fail), as a CSV file with the columns `line` (where the record starts in the source),
+`record` (its number), `column`, `reason` and `raw` (the record as written in the source).
+A job that rejected nothing gives the header alone.
+""",
+        UNAUTHORIZED,
+        JOB_NOT_FOUND,
+        DATABASE_BUSY,
+        ok={
+            200: {
+                "description": "The rejected records, in source order.",
+                "content": {
+                    "text/csv": {
+                        "schema": {"type": "string"},
+                        "example": "line,record,column,reason,raw\r\n"
+                        '3,2,,"the record has 3 fields; the header has 2",'
+                        '"2,Grace,extra"\r\n',
+                    }
+                },
+            }
+        },
+    ),
 )
-async def job_errors(job_id: str, services: ServicesDep, tenant: TenantDep) -> StreamingResponse:
+async def job_errors(
+    job_id: JobIdPath, services: ServicesDep, tenant: TenantDep
+) -> StreamingResponse:
     async with services.db.read() as conn:
         await store.get_job(conn, job_id=job_id, tenant=tenant)
 

@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 State = Literal[
     "queued", "running", "pausing", "paused", "terminating", "completed", "failed", "terminated"
@@ -11,74 +11,134 @@ Kind = Literal["import", "export", "teams"]
 
 
 class Progress(BaseModel):
-    done: int
-    total: int | None
-    percent: float = Field(ge=0, le=100)
-    unit: str
-    bytes_done: int | None = None
-    bytes_total: int | None = None
-    rate_per_s: float | None = None
-    eta_s: float | None = None
+    done: int = Field(description="records (or rows) processed so far")
+    total: int | None = Field(
+        description="records in all, once known: an import's total is known when it completes"
+    )
+    percent: float = Field(
+        ge=0, le=100, description="how far the job is, 0 to 100; it never goes backwards"
+    )
+    unit: str = Field(description="what `done` and `total` count: `records` or `rows`")
+    bytes_done: int | None = Field(default=None, description="bytes of the source read so far")
+    bytes_total: int | None = Field(default=None, description="size of the source in bytes")
+    rate_per_s: float | None = Field(
+        default=None, description="recent speed, in `unit` per second, while the job runs"
+    )
+    eta_s: float | None = Field(
+        default=None, description="estimated seconds left, while the job runs"
+    )
 
 
 class JobError(BaseModel):
-    code: str
-    message: str
-    line: int | None = None
-    record: int | None = None
-    column: str | None = None
+    code: str = Field(description="a stable, machine-readable reason, such as `bad_record`")
+    message: str = Field(description="what went wrong, in a sentence a user can act on")
+    line: int | None = Field(default=None, description="the source line at fault, 1-based")
+    record: int | None = Field(default=None, description="the record at fault, 1-based")
+    column: str | None = Field(default=None, description="the column at fault")
+
+
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": "01m8115b00jfbms03498rncvpd",
+    "kind": "import",
+    "state": "running",
+    "params": {
+        "dataset": "responses",
+        "mode": "create",
+        "on_error": "abort",
+        "max_errors": 1000,
+        "encoding": "utf-8",
+        "delimiter": ",",
+        "filename": "responses.csv",
+        "columns": ["response_id", "submitted_at", "country", "age", "score"],
+        "bytes": 98165,
+    },
+    "progress": {
+        "done": 800,
+        "total": None,
+        "percent": 80.06,
+        "unit": "records",
+        "bytes_done": 78599,
+        "bytes_total": 98165,
+        "rate_per_s": 11069.8,
+        "eta_s": 0.2,
+    },
+    "result": None,
+    "error": None,
+    "created_at": "2026-11-22T07:04:58.495611Z",
+    "started_at": "2026-11-22T07:04:58.501200Z",
+    "updated_at": "2026-11-22T07:04:58.573914Z",
+    "finished_at": None,
+}
 
 
 class JobPublic(BaseModel):
-    id: str
-    kind: Kind
-    state: State
-    params: dict[str, Any]
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+
+    id: str = Field(description="opaque, URL-safe; sorts by creation time")
+    kind: Kind = Field(description="`import`, `export` or `teams`")
+    state: State = Field(
+        description="`queued` → `running` → `completed`; or `paused` (via `pausing`), "
+        "`failed`, `terminated` (via `terminating`). `completed`, `failed` and `terminated` "
+        "are final, and a failed or terminated job's writes are rolled back"
+    )
+    params: dict[str, Any] = Field(
+        description="what the job was asked to do: for an import `dataset`, `mode`, "
+        "`on_error`, `max_errors`, `encoding`, `delimiter`, `filename`, `columns`, `bytes`; "
+        "for an export `dataset`, `columns`, `filters`, `gzip`"
+    )
     progress: Progress
-    result: dict[str, Any] | None
-    error: JobError | None
-    created_at: str
-    started_at: str | None
-    updated_at: str
-    finished_at: str | None
+    result: dict[str, Any] | None = Field(
+        description="once completed: for an import `rows_imported`, `rows_rejected`, "
+        "`dataset_rows`; for an export `rows`, `bytes`, `filename`, `download_url`; for "
+        "teams `teams_created`, `members_added`, `members_already_present`, `rows_rejected`"
+    )
+    error: JobError | None = Field(description="why the job failed; null otherwise")
+    created_at: str = Field(description="RFC 3339, UTC")
+    started_at: str | None = Field(description="when it first ran; RFC 3339, UTC")
+    updated_at: str = Field(description="its last change; RFC 3339, UTC")
+    finished_at: str | None = Field(description="when it reached a final state; RFC 3339, UTC")
 
 
 class JobsPublic(BaseModel):
-    items: list[JobPublic]
-    next: str | None
+    items: list[JobPublic] = Field(description="newest first")
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
 
 
 class HistoryEntry(BaseModel):
-    at: str
-    from_state: State | None
+    at: str = Field(description="RFC 3339, UTC")
+    from_state: State | None = Field(description="null for the submission")
     to_state: State
-    actor: str
-    reason: str | None
+    actor: str = Field(
+        description="who asked: the tenant of the API key, or `system` for the engine's own steps"
+    )
+    reason: str | None = Field(description="why: `pause`, `resume`, `a run slot is free`, …")
 
 
 class HistoryPublic(BaseModel):
-    items: list[HistoryEntry]
-    next: str | None = None
+    items: list[HistoryEntry] = Field(description="oldest first")
+    next: str | None = Field(default=None, description="always null: the trail comes whole")
 
 
 class DatasetPublic(BaseModel):
-    name: str
-    columns: list[str]
-    row_count: int
-    version: int
-    created_at: str
-    updated_at: str
+    name: str = Field(description="as given to the import")
+    columns: list[str] = Field(description="the header, as written in the source")
+    row_count: int = Field(description="rows visible now")
+    version: int = Field(description="increases with every completed import into it")
+    created_at: str = Field(description="RFC 3339, UTC")
+    updated_at: str = Field(description="RFC 3339, UTC")
 
 
 class DatasetsPublic(BaseModel):
-    items: list[DatasetPublic]
-    next: str | None
+    items: list[DatasetPublic] = Field(description="by name")
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
 
 
 class RowsPublic(BaseModel):
-    columns: list[str]
-    rows: list[list[str | None]]
-    next: str | None
+    columns: list[str] = Field(description="the header, as written in the source")
+    rows: list[list[str | None]] = Field(
+        description="each row's fields as strings, in column order; rows in source order"
+    )
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
 
 
 class Health(BaseModel):
@@ -86,20 +146,39 @@ class Health(BaseModel):
     database: Literal["ok"]
 
 
+class ProblemError(BaseModel):
+    loc: list[str | int] = Field(description="where: `body`, `query` or `path`, then the field")
+    msg: str
+
+
 class Problem(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
+    """RFC 9457 problem details: the body of every error the API answers, served as
+    `application/problem+json`. Besides the standard members, a problem may name what it is
+    about."""
 
+    model_config = ConfigDict(extra="allow")
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (404, 409, 422)
-}
-# What any endpoint may answer: an unreadable body, no or an unknown API key, an oversized
-# body, a database that is busy or out of disk.
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 413, 503, 507)
-}
+    type: str = Field(default="about:blank", description="always `about:blank`")
+    title: str = Field(description="the status, in words")
+    status: int = Field(description="the HTTP status code")
+    detail: str = Field(description="what went wrong and what to do about it")
+    field: str | None = Field(
+        default=None,
+        description="the request field at fault: a form field, a query parameter or a body "
+        "path such as `filters[0].op`",
+    )
+    job_id: str | None = Field(default=None, description="the job concerned")
+    state: str | None = Field(default=None, description="the job's state when refused")
+    dataset: str | None = Field(default=None, description="the dataset concerned")
+    code: str | None = Field(default=None, description="for a bad CSV: a stable reason")
+    line: int | None = Field(default=None, description="for a bad CSV: the line at fault")
+    column: str | None = Field(default=None, description="for a bad CSV: the column at fault")
+    missing: list[str] | None = Field(
+        default=None, description="columns the dataset (or a teams CSV) needs and the file lacks"
+    )
+    extra: list[str] | None = Field(
+        default=None, description="columns of the file that the dataset (or a teams CSV) lacks"
+    )
+    errors: list[ProblemError] | None = Field(
+        default=None, description="for a request that fails validation: every problem found"
+    )

@@ -3,10 +3,29 @@
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from collect_api.api.deps import AfterQuery, LimitQuery, ServicesDep, TenantDep, row_key
-from collect_api.api.schemas import PROBLEM_RESPONSES, JobPublic
+from collect_api.api.deps import (
+    AfterQuery,
+    LimitQuery,
+    ServicesDep,
+    TeamIdPath,
+    TenantDep,
+    row_key,
+)
+from collect_api.api.docs import (
+    BAD_CSV,
+    BAD_FORM,
+    BAD_PAGE,
+    DATABASE_BUSY,
+    DISK_FULL,
+    UNAUTHORIZED,
+    UPLOAD_TOO_LARGE,
+    accepted,
+    documented,
+    refusal,
+)
+from collect_api.api.schemas import JobPublic
 from collect_api.api.uploads import accept_csv_job, csv_form
 from collect_api.errors import NotFound, Unprocessable
 from collect_api.jobs.models import Job
@@ -14,36 +33,68 @@ from collect_api.kinds.teams import submit_teams
 from collect_api.storage import teams
 from collect_api.storage.uploads import Upload
 
-router = APIRouter(tags=["teams"], responses={**PROBLEM_RESPONSES, 413: PROBLEM_RESPONSES[422]})
+router = APIRouter(tags=["teams"])
 
 
 class TeamSummary(BaseModel):
-    id: int
-    name: str
+    id: int = Field(description="for `GET /teams/{team_id}`")
+    name: str = Field(description="as first written; matched trimmed and case-insensitively")
     member_count: int
 
 
 class TeamsPublic(BaseModel):
-    items: list[TeamSummary]
-    next: str | None
+    items: list[TeamSummary] = Field(description="by id")
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
 
 
 class Member(BaseModel):
     email: str
     name: str | None
-    role: str
+    role: str = Field(description="`lead` or `member`")
 
 
 class TeamPublic(TeamSummary):
     members: list[Member]
 
 
+TEAMS_IMPORT_DOC = documented(
+    "Create teams and their members from a CSV",
+    """
+Uploads a CSV with the columns `team`, `member_email`, `role` (`lead` or `member`) and
+optionally `member_name`, in any order, and queues a job that creates the teams that do not
+exist yet and adds the members they do not have yet: running the same file twice changes
+nothing. The answer is **202** with the job and its URL in `Location`. The teams appear only
+when the job completes; a failed or terminated job creates none. Rows with a bad e-mail or
+role follow `on_error`.
+
+To try it here: choose `sample_data/teams.csv` of the repository as `file`.
+""",
+    UNAUTHORIZED,
+    UPLOAD_TOO_LARGE,
+    BAD_FORM,
+    BAD_CSV,
+    refusal(
+        422,
+        "the file's columns are not those of a teams CSV",
+        "a teams CSV has the columns team, member_email, role and optionally member_name, in "
+        "any order; this file is missing ['role'] and has extra ['position']",
+        missing=["role"],
+        extra=["position"],
+    ),
+    DATABASE_BUSY,
+    DISK_FULL,
+    ok=accepted("The teams job"),
+)
+
+
 @router.post(
     "/teams/imports",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
-    summary="Create teams and members from a CSV (team, member_email, member_name?, role)",
-    openapi_extra=csv_form(),
+    openapi_extra=csv_form(
+        "the CSV file: `team`, `member_email`, `role` and optionally `member_name`"
+    ),
+    **TEAMS_IMPORT_DOC,
 )
 async def create_teams_import(
     request: Request, response: Response, services: ServicesDep, tenant: TenantDep
@@ -60,11 +111,23 @@ async def create_teams_import(
     return await accept_csv_job(request, response, services, submit)
 
 
-@router.get("/teams", response_model=TeamsPublic, summary="Teams with member counts")
+@router.get(
+    "/teams",
+    response_model=TeamsPublic,
+    **documented(
+        "List teams, with member counts",
+        "Teams by id, page by page; `q` keeps those whose name contains it (any case).",
+        UNAUTHORIZED,
+        BAD_PAGE,
+        DATABASE_BUSY,
+    ),
+)
 async def list_teams(
     services: ServicesDep,
     tenant: TenantDep,
-    q: str | None = Query(default=None, max_length=200, description="part of the team name"),
+    q: str | None = Query(
+        default=None, max_length=200, description="part of the team name, in any case"
+    ),
     limit: LimitQuery = 100,
     after: AfterQuery = None,
 ) -> dict[str, Any]:
@@ -78,8 +141,22 @@ async def list_teams(
     return {"items": page, "next": str(page[-1]["id"]) if len(found) > limit else None}
 
 
-@router.get("/teams/{team_id}", response_model=TeamPublic, summary="A team with its members")
-async def get_team(team_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
+@router.get(
+    "/teams/{team_id}",
+    response_model=TeamPublic,
+    **documented(
+        "One team, with its members",
+        "The team and every member: e-mail, name and role.",
+        UNAUTHORIZED,
+        refusal(
+            404,
+            "you have no team with this id",
+            "No team with id '7' exists. List teams with GET /teams.",
+        ),
+        DATABASE_BUSY,
+    ),
+)
+async def get_team(team_id: TeamIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     number = row_key(team_id)
     if number is None:
         raise NotFound(f"No team with id {team_id!r} exists. List teams with GET /teams.")

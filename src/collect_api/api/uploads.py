@@ -22,22 +22,38 @@ from collect_api.storage.uploads import (
 Submit = Callable[[str, Upload], Awaitable[Job]]
 
 
-def csv_form(**fields: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI request body of a CSV upload with the form ``fields`` besides ``file``."""
+def csv_form(file: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a CSV upload: the ``file`` part so described, the form
+    ``fields`` of the operation, then the options every CSV upload takes."""
     properties: dict[str, Any] = {
-        "file": {"type": "string", "format": "binary", "description": "the CSV file"},
+        "file": {"type": "string", "format": "binary", "description": file},
         **fields,
-        "on_error": {"type": "string", "enum": ["abort", "skip"], "default": "abort"},
-        "max_errors": {"type": "integer", "minimum": 0, "default": 1000},
+        "on_error": {
+            "type": "string",
+            "enum": ["abort", "skip"],
+            "default": "abort",
+            "description": "what a bad record does: `abort` fails the job, keeping nothing; "
+            "`skip` sets it aside (listed by `GET /jobs/{id}/errors`) and goes on",
+        },
+        "max_errors": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 1000,
+            "description": "with `on_error=skip`, the most records that may be set aside; "
+            "one more fails the job",
+        },
         "encoding": {
             "type": "string",
             "enum": ["utf-8", "utf-16", "latin-1"],
             "default": "utf-8",
+            "description": "the file's text encoding: `utf-8` with or without a byte order "
+            "mark, `utf-16` with one, or `latin-1`",
         },
         "delimiter": {
             "type": "string",
             "default": "auto",
-            "description": "auto (sniffs , ; tab |) or the one character that separates fields",
+            "description": "`auto` (picks among `,` `;` tab `|`; the job's `params` say which) "
+            "or the one character that separates fields",
         },
     }
     required = ["file", *(name for name, spec in fields.items() if spec.pop("required", False))]
