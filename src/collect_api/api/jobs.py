@@ -18,6 +18,7 @@ from collect_api.api.schemas import (
     State,
 )
 from collect_api.jobs import control, store
+from collect_api.jobs.models import TERMINAL
 
 router = APIRouter(tags=["jobs"], responses=PROBLEM_RESPONSES)
 
@@ -42,10 +43,37 @@ async def list_jobs(
     }
 
 
+# The longest a request may wait for a job to end: long enough to save a client from
+# polling, short enough for proxies' idle timeouts.
+MAX_WAIT_S = 60
+
+
 @router.get("/jobs/{job_id}", response_model=JobPublic, summary="One job")
-async def get_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    async with services.db.read() as conn:
-        return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
+async def get_job(
+    job_id: str,
+    services: ServicesDep,
+    tenant: TenantDep,
+    wait: float = Query(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="seconds to wait for the job to end: the answer comes as soon as it is "
+        "completed, failed or terminated, or when the time is up, with the job as it then is",
+    ),
+) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        async with services.db.read() as conn:
+            return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
+
+    if wait > 0:
+        await services.broker.wait_for(
+            tenant=tenant,
+            job_id=job_id,
+            until=lambda doc: doc["state"] in TERMINAL,
+            read=read,
+            wait_s=wait,
+        )
+    return await read()
 
 
 @router.post(
