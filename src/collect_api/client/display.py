@@ -46,13 +46,8 @@ class Bars:
             TextColumn("[bold]{task.fields[job][state]}"),
             console=console,
         )
-        self._live = Live(
-            Group(self._transfers, self._jobs),
-            console=console,
-            refresh_per_second=8,
-            redirect_stdout=False,
-            redirect_stderr=False,
-        )
+        self._console = console
+        self._live: Live | None = None
         self._job_task: TaskID | None = None
         self._note = ""
         self._last: dict[str, Any] | None = None
@@ -68,11 +63,21 @@ class Bars:
 
     def suspend(self) -> None:
         """Stop drawing (to ask a question, or at the end); the bars stay on screen."""
-        if self._enabled and self._live.is_started:
+        if self._live is not None:
             self._live.stop()
+            self._live = None
 
     def resume(self) -> None:
-        if self._enabled and not self._live.is_started:
+        """Draw the bars again, below whatever was printed meanwhile. (A new ``Live``: a
+        restarted one would redraw over the lines where it last was.)"""
+        if self._enabled and self._live is None:
+            self._live = Live(
+                Group(self._transfers, self._jobs),
+                console=self._console,
+                refresh_per_second=8,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.start()
 
     def transfer(self, description: str, total: int | None = None) -> "Transfer":
