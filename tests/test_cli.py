@@ -615,3 +615,17 @@ def test_ctrl_c_in_a_terminal_asks_what_to_do(
         if job_id is not None:
             terminate(server, job_id)
         subprocess.run(["tmux", "-S", str(socket), "kill-server"], check=False)
+
+
+def test_the_client_loads_nothing_of_the_service() -> None:
+    """Client verbs talk HTTP only, and start without loading the server's stack."""
+    code = (
+        "import sys, collect_api.cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'uvicorn', 'fastapi', 'starlette', 'sqlalchemy', 'sqlmodel', 'aiosqlite'} "
+        "or (m.startswith('collect_api.') and not m.startswith(('collect_api.cli', "
+        "'collect_api.client')))))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"

@@ -36,14 +36,15 @@ class Bars:
             TimeRemainingColumn(),
             console=console,
         )
+        # Styled as rich styles the transfer's columns: one look for both bars.
         self._jobs = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TextColumn("{task.fields[job][count]}"),
-            TextColumn("{task.fields[job][rate]}"),
-            TextColumn("{task.fields[job][eta]}"),
-            TextColumn("[bold]{task.fields[job][state]}"),
+            TextColumn("{task.percentage:>3.0f}%", style="progress.percentage"),
+            TextColumn("{task.fields[job][count]}", style="progress.download"),
+            TextColumn("{task.fields[job][rate]}", style="progress.data.speed"),
+            TextColumn("{task.fields[job][eta]}", style="progress.remaining"),
+            TextColumn("{task.fields[job][state]}", style="bold"),
             console=console,
         )
         self._console = console
@@ -84,7 +85,17 @@ class Bars:
         """A new bar of bytes sent or received."""
         if not self._enabled:
             return Transfer(None, None)
-        return Transfer(self._transfers, self._transfers.add_task(description, total=total))
+        task = self._transfers.add_task(description, total=total)
+        self._align()
+        return Transfer(self._transfers, task)
+
+    def _align(self) -> None:
+        """Pad every bar's description to the longest, so that the bars line up."""
+        tasks = [*self._transfers.tasks, *self._jobs.tasks]
+        width = max(len(t.description.rstrip()) for t in tasks)
+        for progress in (self._transfers, self._jobs):
+            for t in progress.tasks:
+                progress.update(t.id, description=t.description.rstrip().ljust(width))
 
     def note(self, text: str) -> None:
         """A word in place of the job's state, such as ``reconnecting…``; '' clears it."""
@@ -99,6 +110,7 @@ class Bars:
         fields = _job_fields(job, self._note)
         if self._job_task is None:
             self._job_task = self._jobs.add_task(_describe(job), total=100, job=fields)
+            self._align()
         self._jobs.update(self._job_task, completed=job["progress"]["percent"], job=fields)
 
 
