@@ -396,6 +396,7 @@ def test_json_of_the_listing_commands(server: ServerProcess, tmp_path: Path) -> 
     shown = json.loads(collect(server, "show", job["id"], "--json").stdout)
     assert shown == get_job(server, job["id"])
 
+    assert json.loads(collect(server, "version", "--json").stdout)["version"]
     datasets = json.loads(collect(server, "datasets", "--json").stdout)
     listed_ds = next(d for d in datasets if d["name"] == "listed")
     assert listed_ds["row_count"] == 2 and listed_ds["columns"] == ["a", "b"]

@@ -69,11 +69,15 @@ def _is_loopback(host: str) -> bool:
 
 
 @service.command(rich_help_panel=SERVICE)
-def version() -> None:
-    """Print the version."""
+def version(
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"version": ...}.')] = False,
+) -> None:
+    """Print the version of this command."""
+    import json
+
     from collect_api import __version__
 
-    typer.echo(__version__)
+    typer.echo(json.dumps({"version": __version__}) if as_json else __version__)
 
 
 # The client's verbs first: they are what people type most.

@@ -52,9 +52,8 @@ class Api:
 
     # Jobs
 
-    def job(self, job_id: str, *, wait: float | None = None) -> Job:
-        params = {"wait": wait} if wait else None
-        return self._json("GET", f"/jobs/{job_id}", params=params)
+    def job(self, job_id: str) -> Job:
+        return self._json("GET", f"/jobs/{job_id}")
 
     def jobs(self, *, state: str | None, kind: str | None, limit: int) -> list[Job]:
         params = {k: v for k, v in (("state", state), ("kind", kind)) if v}

@@ -242,11 +242,16 @@ def _upload_and_follow(
     output = Output(as_json=as_json)
     with _connect(server, key) as api, Bars(output.err, enabled=output.shows_progress) as bars:
         upload = bars.transfer(f"upload {file.name}", file.stat().st_size)
-        job = api.submit_csv(path, file, fields, on_sent=upload.done)
+        try:
+            job = api.submit_csv(path, file, fields, on_sent=upload.done)
+        except KeyboardInterrupt:
+            bars.suspend()
+            output.note("Interrupted during the upload.")
+            raise
         if detach:
             _accepted(output, job)
         _following(output, job)
-        _finish(output, follow_to_end(api, job, bars, output), bars)
+        _finish(api, output, follow_to_end(api, job, bars, output), bars)
 
 
 @_verb(panel=RUN)
@@ -299,7 +304,7 @@ def export(
         if outcome.job["state"] == "completed" and not outcome.interrupted:
             download = bars.transfer(f"download {out.name}")
             api.download(job["id"], out, on_total=download.total, on_received=download.done)
-        _finish(output, outcome, bars, saved_to=out)
+        _finish(api, output, outcome, bars, saved_to=out)
 
 
 def _accepted(output: Output, job: Job) -> NoReturn:
@@ -318,19 +323,19 @@ def _following(output: Output, job: Job) -> None:
 
 
 def _finish(
-    output: Output, outcome: Outcome, bars: Bars, *, saved_to: Path | None = None
+    api: Api, output: Output, outcome: Outcome, bars: Bars, *, saved_to: Path | None = None
 ) -> NoReturn:
     """Say how the job ended, print it with --json, and exit with the code for its end."""
     bars.suspend()
     job = outcome.job
     if not outcome.interrupted:
-        _report(output, job, saved_to=saved_to)
+        _report(api, output, job, saved_to=saved_to)
     if output.as_json:
         output.document(job)
     raise typer.Exit(_exit_code(outcome))
 
 
-def _report(output: Output, job: Job, *, saved_to: Path | None = None) -> None:
+def _report(api: Api, output: Output, job: Job, *, saved_to: Path | None = None) -> None:
     text = render.summary(job)
     if job["state"] == "failed":
         error(text)
@@ -340,7 +345,7 @@ def _report(output: Output, job: Job, *, saved_to: Path | None = None) -> None:
         if saved_to is not None:
             text += f" Saved to {saved_to}."
         elif job["kind"] == "export":
-            text += f" Download it from {job['result']['download_url']}."
+            text += f" Download it from {api.server}{job['result']['download_url']}"
         output.line(text)
         if (job["result"] or {}).get("rows_rejected"):
             output.line(f"See the rejected rows with: collect errors {job['id']}")
@@ -406,7 +411,7 @@ def watch(
     output = Output(as_json=as_json)
     with _connect(server, key) as api, Bars(output.err, enabled=output.shows_progress) as bars:
         job = api.job(job_id)
-        _finish(output, follow_to_end(api, job, bars, output), bars)
+        _finish(api, output, follow_to_end(api, job, bars, output), bars)
 
 
 @_verb(panel=STEER)

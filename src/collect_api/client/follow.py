@@ -74,6 +74,11 @@ class Follower:
             except ConnectionProblem:
                 # The service is restarting, or the network dropped: connect again below.
                 pass
+            except ApiError as exc:
+                # A proxy in front of a restarting service, or a busy database: try again.
+                # Anything else (an unknown job, a revoked key) will not get better.
+                if exc.status < 500:
+                    raise
             now = time.monotonic()
             down_since = down_since or now
             if now - down_since > RECONNECT_FOR_S:

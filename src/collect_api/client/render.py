@@ -140,10 +140,14 @@ def _pairs(*pairs: tuple[str, str]) -> Table:
 def _value(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        # Filters read as they are written: "age gt 30; country eq France".
+        separator = "; " if any(isinstance(v, dict) for v in value) else ", "
+        return separator.join(_value(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k} {v}" for k, v in value.items())
+        return " ".join(_value(v) for v in value.values())
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
