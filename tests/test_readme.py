@@ -48,6 +48,10 @@ def test_the_walkthrough_finds_every_block() -> None:
 @pytest.mark.skipif(
     not (shutil.which("curl") and shutil.which("jq")), reason="the walk-through uses curl and jq"
 )
+@pytest.mark.skipif(
+    not (Path(sys.prefix) / "bin" / "activate").exists(),
+    reason="the session activates the virtual environment the tests run in",
+)
 def test_the_readme_walkthrough_runs_in_order(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="50").start()
     try:

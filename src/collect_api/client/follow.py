@@ -27,6 +27,7 @@ _EVENTS = frozenset({"snapshot", "progress", "state"})
 # seconds; a deployment may take a minute or two).
 RECONNECT_FOR_S = 300.0
 _MAX_BACKOFF_S = 2.0
+_STEADY_S = 5.0
 
 
 def ended(job: Job) -> bool:
@@ -59,10 +60,11 @@ class Follower:
         down_since: float | None = None
         backoff = 0.0
         while not until(self.job):
+            opened_at: float | None = None
             try:
                 with self.api.events(self.job["id"], last_event_id=self._last_event_id) as events:
+                    opened_at, down_since = time.monotonic(), None
                     self.bars.note("")
-                    down_since, backoff = None, 0.0
                     for event in events:
                         if event.event not in _EVENTS:
                             continue
@@ -80,6 +82,10 @@ class Follower:
                 if exc.status < 500:
                     raise
             now = time.monotonic()
+            if opened_at is not None and now - opened_at > _STEADY_S:
+                # A stream that served a while dropped: connect again at once. (One closed
+                # right after it opened, as by a service shutting down, backs off.)
+                backoff = 0.0
             down_since = down_since or now
             if now - down_since > RECONNECT_FOR_S:
                 raise ConnectionProblem(
