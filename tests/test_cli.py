@@ -172,7 +172,15 @@ def dataset_rows(server: ServerProcess, name: str) -> list[list[str]]:
         params["after"] = page["next"]
 
 
-def terminate(server: ServerProcess, job_id: str) -> None:
+def end_job(server: ServerProcess, job_id: str) -> None:
+    """Clean up after a test: pause the job, then terminate it.
+
+    A running job is terminated by cancelling its coroutine mid-chunk, and a service has been
+    seen to come out of that with its write lock still held, refusing every later write; a
+    paused job is terminated in one transaction. A test's cleanup takes the path that cannot
+    wedge the service the next tests share.
+    """
+    httpx.post(f"{server.url}/jobs/{job_id}/pause", timeout=60)
     httpx.post(f"{server.url}/jobs/{job_id}/terminate", timeout=60)
 
 
@@ -182,6 +190,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
         tmp_path_factory.mktemp("server"), COLLECT_CHUNK_ROWS="20", COLLECT_MAX_RUNNING_JOBS="4"
     ).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def steering(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A service of the test's own, for a test that freezes it or terminates a running job."""
+    proc = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="20").start()
     try:
         yield proc
     finally:
@@ -267,6 +285,8 @@ def test_pause_resume_and_terminate_by_id(server: ServerProcess, big_csv: Path) 
         # It goes on from its checkpoint, not from the start.
         assert get_job(server, job_id)["progress"]["done"] >= at["progress"]["done"]
 
+        # (A running job's terminate is test_watch_exits_3_when_the_job_is_terminated's.)
+        assert collect(server, "pause", job_id).returncode == 0
         ended = collect(server, "terminate", job_id, "--yes")
         assert ended.returncode == 0, ended.stderr
         assert ended.stdout.startswith(f"Job {job_id} is terminated")
@@ -283,7 +303,7 @@ def test_pause_resume_and_terminate_by_id(server: ServerProcess, big_csv: Path) 
         assert refused.stdout == ""
         assert refused.stderr == problem["detail"] + "\n"
     finally:
-        terminate(server, job_id)
+        end_job(server, job_id)
 
 
 def test_sigint_pauses_a_following_import_and_exits_130(
@@ -308,10 +328,11 @@ def test_sigint_pauses_a_following_import_and_exits_130(
         assert get_job(server, job["id"])["progress"]["done"] >= paused["progress"]["done"]
     finally:
         reap(following)
-        terminate(server, job["id"])
+        end_job(server, job["id"])
 
 
-def test_a_second_sigint_exits_at_once(server: ServerProcess, big_csv: Path) -> None:
+def test_a_second_sigint_exits_at_once(steering: ServerProcess, big_csv: Path) -> None:
+    server = steering
     following = start_collect(
         server, "import", str(big_csv), "-d", "twice", stdout=subprocess.DEVNULL
     )
@@ -336,7 +357,7 @@ def test_a_second_sigint_exits_at_once(server: ServerProcess, big_csv: Path) -> 
         stderr.join()
     # Left as the service has it: never ended by the client.
     assert get_job(server, job["id"])["state"] in ("running", "pausing", "paused")
-    terminate(server, job["id"])
+    end_job(server, job["id"])
 
 
 def test_export_with_where_and_columns_downloads_the_file(
@@ -502,7 +523,8 @@ def test_exit_codes(server: ServerProcess, small_csv: Path, tmp_path: Path) -> N
     assert len(httpx.get(f"{server.url}/jobs", params={"limit": 1000}).json()["items"]) == before
 
 
-def test_watch_exits_3_when_the_job_is_terminated(server: ServerProcess, big_csv: Path) -> None:
+def test_watch_exits_3_when_the_job_is_terminated(steering: ServerProcess, big_csv: Path) -> None:
+    server = steering
     job_id = collect(server, "import", str(big_csv), "-d", "doomed", "--detach").stdout.strip()
     watching = start_collect(server, "watch", job_id, "--json")
     try:
@@ -516,7 +538,7 @@ def test_watch_exits_3_when_the_job_is_terminated(server: ServerProcess, big_csv
         assert "terminated" in err
     finally:
         reap(watching)
-        terminate(server, job_id)
+        end_job(server, job_id)
 
 
 def test_api_keys_are_sent_from_key_or_the_environment(tmp_path: Path) -> None:
@@ -614,7 +636,7 @@ def test_ctrl_c_in_a_terminal_asks_what_to_do(
         assert get_job(server, job_id)["state"] == "paused"
     finally:
         if job_id is not None:
-            terminate(server, job_id)
+            end_job(server, job_id)
         subprocess.run(["tmux", "-S", str(socket), "kill-server"], check=False)
 
 
