@@ -57,8 +57,10 @@ async def test_a_waiter_ignores_changes_older_than_what_it_read(tmp_path: Path) 
     try:
         # The waiter has read `pausing`; now the poll catches up and delivers the older
         # `queued` and `running` changes, `queued` being a state that would end the wait.
-        while not broker._subscriptions:
-            await asyncio.sleep(0)
+        for _ in range(5000):  # until the waiter has subscribed and read the job
+            if broker._subscriptions:
+                break
+            await asyncio.sleep(0.001)
         await asyncio.sleep(0.05)
         await broker.poll()
         await asyncio.sleep(0.05)

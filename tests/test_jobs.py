@@ -160,3 +160,49 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.settings(chunk_rows=2)
+async def test_get_with_wait_answers_when_the_job_ends(
+    client: httpx.AsyncClient, big_csv: Path
+) -> None:
+    job = await start_import(client, big_csv, "waited")
+    await wait_progress(client, job["id"], 1)
+    # Terminated by another request while this one waits: the wait ends with it, not at 60 s.
+    waiting = asyncio.create_task(client.get(f"/jobs/{job['id']}", params={"wait": 60}))
+    assert (await client.post(f"/jobs/{job['id']}/terminate")).json()["state"] == "terminated"
+    answer = await asyncio.wait_for(waiting, 30)
+    assert answer.status_code == 200 and answer.json()["state"] == "terminated"
+    assert answer.json() == (await client.get(f"/jobs/{job['id']}")).json()
+
+    done = await start_import(client, b"a\r\n1\r\n", "quick")
+    answer = await client.get(f"/jobs/{done['id']}", params={"wait": 60})
+    assert answer.status_code == 200 and answer.json()["state"] == "completed"
+    assert answer.json()["result"]["rows_imported"] == 1
+
+
+@pytest.mark.settings(chunk_rows=2)
+async def test_get_with_wait_answers_with_the_job_as_it_is_when_the_time_is_up(
+    client: httpx.AsyncClient, big_csv: Path
+) -> None:
+    job = await start_import(client, big_csv, "paused")
+    await wait_progress(client, job["id"], 1)
+    paused = (await client.post(f"/jobs/{job['id']}/pause")).json()
+    assert paused["state"] == "paused"
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    answer = await client.get(f"/jobs/{job['id']}", params={"wait": 0.5})
+    assert loop.time() - began >= 0.45  # it waited, since the job could not end meanwhile
+    assert answer.status_code == 200 and answer.json() == paused
+    await client.post(f"/jobs/{job['id']}/terminate")
+
+
+async def test_get_with_wait_refuses_more_than_60_seconds(client: httpx.AsyncClient) -> None:
+    job = await start_import(client, b"a\r\n1\r\n", "bounds")
+    for wait in ("61", "-1", "soon"):
+        answer = await client.get(f"/jobs/{job['id']}", params={"wait": wait})
+        assert answer.status_code == 422, wait
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "wait" in answer.json()["detail"]
+    unknown = await client.get("/jobs/01jzzzzzzzzzzzzzzzzzzzzzzz", params={"wait": 5})
+    assert unknown.status_code == 404

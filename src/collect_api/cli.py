@@ -1,14 +1,27 @@
-"""The ``collect`` command: ``collect serve`` and the client verbs."""
+"""The ``collect`` command: ``collect serve`` and the client verbs.
+
+The client verbs (``collect_api.client.commands``) talk to a service over HTTP; ``serve`` imports
+the service itself only when it runs, so that the client starts fast.
+"""
 
 import ipaddress
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Collect: long-running data jobs you can pause, resume or terminate.")
+from collect_api.client.commands import client
+
+app = typer.Typer(
+    help="Collect: long-running data jobs you can pause, resume or terminate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+service = typer.Typer()
+SERVICE = "Run the service"
 
 
-@app.command()
+@service.command(rich_help_panel=SERVICE)
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
@@ -55,12 +68,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@app.command()
-def version() -> None:
-    """Print the version."""
+@service.command(rich_help_panel=SERVICE)
+def version(
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"version": ...}.')] = False,
+) -> None:
+    """Print the version of this command."""
+    import json
+
     from collect_api import __version__
 
-    typer.echo(__version__)
+    typer.echo(json.dumps({"version": __version__}) if as_json else __version__)
+
+
+# The client's verbs first: they are what people type most.
+app.add_typer(client)
+app.add_typer(service)
 
 
 def main() -> None:

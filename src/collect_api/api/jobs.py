@@ -28,6 +28,7 @@ from collect_api.api.schemas import (
     State,
 )
 from collect_api.jobs import control, store
+from collect_api.jobs.models import TERMINAL, Job
 
 router = APIRouter(tags=["jobs"])
 
@@ -82,20 +83,56 @@ async def list_jobs(
     }
 
 
+BAD_WAIT = refusal(
+    422,
+    "`wait` is not a number of seconds from 0 to 60",
+    "wait: Input should be less than or equal to 60",
+    errors=[{"loc": ["query", "wait"], "msg": "Input should be less than or equal to 60"}],
+)
+# The longest a request may wait for a job to end: long enough to save a client from
+# polling, short enough for proxies' idle timeouts.
+MAX_WAIT_S = 60
+
+
 @router.get(
     "/jobs/{job_id}",
     response_model=JobPublic,
     **documented(
         "One job",
-        "The job as it is now: its state, parameters, progress, and its result or error.",
+        "The job as it is now: its state, parameters, progress, and its result or error. "
+        "With `wait`, the answer comes as soon as the job has ended (completed, failed or "
+        "terminated), or when the time is up, with the job as it then is.",
         UNAUTHORIZED,
         JOB_NOT_FOUND,
+        BAD_WAIT,
         DATABASE_BUSY,
     ),
 )
-async def get_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    async with services.db.read() as conn:
-        return store.job_document(await store.get_job(conn, job_id=job_id, tenant=tenant))
+async def get_job(
+    job_id: JobIdPath,
+    services: ServicesDep,
+    tenant: TenantDep,
+    wait: float = Query(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="seconds (at most 60) to wait for the job to end: the answer comes as soon "
+        "as it is completed, failed or terminated, or when the time is up",
+    ),
+) -> dict[str, Any]:
+    async def read() -> Job:
+        async with services.db.read() as conn:
+            return await store.get_job(conn, job_id=job_id, tenant=tenant)
+
+    if wait > 0:
+        await services.broker.wait_for(
+            tenant=tenant,
+            job_id=job_id,
+            until=lambda doc: doc["state"] in TERMINAL,
+            read=read,
+            wait_s=wait,
+        )
+    return store.job_document(await read())
 
 
 @router.post(

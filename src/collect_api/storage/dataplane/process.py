@@ -116,7 +116,8 @@ class Worker:
             self._conn.send((self._calls, op, kwargs))
             reply = await asyncio.to_thread(self._conn.recv)
         except (EOFError, OSError) as exc:
-            raise WorkerDied(f"the data-plane worker stopped: {exc or 'connection closed'}") from exc
+            reason = exc or "connection closed"
+            raise WorkerDied(f"the data-plane worker stopped: {reason}") from exc
         status = reply[0]
         if status == "ok":
             return reply[1]
