@@ -58,7 +58,7 @@ def test_the_statuses_listed_are_those_the_operation_can_answer() -> None:
     def statuses(method: str, path: str) -> set[str]:
         return set(DOCUMENT["paths"][path][method]["responses"])
 
-    assert statuses("get", "/jobs/{job_id}") == {"200", "401", "404", "503"}
+    assert statuses("get", "/jobs/{job_id}") == {"200", "401", "404", "422", "503"}
     assert statuses("get", "/events") == {"200", "401", "503"}
     assert statuses("post", "/jobs/{job_id}/pause") == {"200", "401", "404", "409", "503", "507"}
     assert statuses("get", "/healthz") == {"200", "503"}
