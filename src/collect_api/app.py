@@ -30,6 +30,7 @@ from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
 from collect_api.kinds import all_kinds
 from collect_api.settings import Settings
+from collect_api.storage.dataplane import DataPlane
 
 log = logging.getLogger("collect")
 PROBLEM = "application/problem+json"
@@ -135,10 +136,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.write() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
         broker = Broker(db, progress_interval=settings.progress_interval_s)
-        supervisor = Supervisor(db=db, settings=settings, broker=broker, kinds=all_kinds(settings))
+        dataplane = DataPlane(settings.database_url, workers=settings.max_running_jobs)
+        supervisor = Supervisor(
+            db=db, settings=settings, broker=broker, kinds=all_kinds(settings, dataplane)
+        )
         await supervisor.start()
         app.state.services = Services(
-            settings=settings, db=db, broker=broker, supervisor=supervisor, access=access
+            settings=settings,
+            db=db,
+            broker=broker,
+            supervisor=supervisor,
+            access=access,
+            dataplane=dataplane,
         )
         log.info("Collect %s serving data in %s", __version__, settings.data_dir)
         log.info("access: %s", access.describe())
@@ -148,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             broker.close_streams()
             await supervisor.close()
+            await dataplane.close()
             await db.dispose()
 
     app = FastAPI(

@@ -37,7 +37,6 @@ import asyncio
 import contextvars
 import errno
 import os
-import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -118,17 +117,6 @@ async def shielded(
         raise
 
 
-_NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
-
-
-def collect_number(text: object) -> float | None:
-    """SQL ``collect_number(cell)``: the number a text cell holds, or NULL if it holds none.
-    Only plain decimal notation counts (not ``inf``, ``nan`` or ``1_000``)."""
-    if isinstance(text, str) and _NUMBER.fullmatch(text):
-        return float(text)
-    return None
-
-
 _ANNOUNCED = "collect_announced"
 
 
@@ -166,7 +154,6 @@ def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine
         cursor.execute("PRAGMA secure_delete=FAST")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
-        dbapi_connection.create_function("collect_number", 1, collect_number, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -13,6 +13,7 @@ from collect_api.errors import Unauthorized
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
 from collect_api.settings import Settings
+from collect_api.storage.dataplane import DataPlane
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Services:
     broker: Broker
     supervisor: Supervisor
     access: Access
+    dataplane: DataPlane
 
 
 def get_services(request: Request) -> Services:

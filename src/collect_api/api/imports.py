@@ -114,4 +114,5 @@ async def create_import(
             upload=upload,
         )
 
+    services.dataplane.warm()  # its worker starts while the upload arrives
     return await accept_csv_job(request, response, services, submit)

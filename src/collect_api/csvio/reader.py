@@ -45,6 +45,30 @@ class CsvProblem(Exception):
         self.column = column
         self.code = code
 
+    @property
+    def details(self) -> dict[str, object]:
+        """What it takes to raise this again elsewhere (``from_details``)."""
+        return {
+            "reason": self.reason,
+            "line": self.line,
+            "record": self.record,
+            "column": self.column,
+            "code": self.code,
+        }
+
+    @classmethod
+    def from_details(cls, details: dict[str, object]) -> "CsvProblem":
+        reason = str(details["reason"])
+        line, record = details.get("line"), details.get("record")
+        column = details.get("column")
+        return cls(
+            reason,
+            line=line if isinstance(line, int) else None,
+            record=record if isinstance(record, int) else None,
+            column=column if isinstance(column, str) else None,
+            code=str(details.get("code") or "bad_csv"),
+        )
+
     def __str__(self) -> str:
         where = []
         if self.line is not None:

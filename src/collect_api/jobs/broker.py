@@ -139,11 +139,23 @@ class Broker:
     async def sync(self) -> None:
         """Start from the present: changes made before now are not events."""
         async with self._db.read() as conn:
-            self._last_job_rev = int(await conn.scalar(select(func.max(JOB.c.rev))) or 0)
-            self._last_history_rev = int(await conn.scalar(select(func.max(HISTORY.c.rev))) or 0)
+            row = (
+                await conn.execute(
+                    select(
+                        select(func.max(JOB.c.rev)).scalar_subquery(),
+                        select(func.max(HISTORY.c.rev)).scalar_subquery(),
+                    )
+                )
+            ).one()
+        self._last_job_rev, self._last_history_rev = int(row[0] or 0), int(row[1] or 0)
 
     async def poll(self) -> None:
-        """Deliver every change committed since the last poll."""
+        """Deliver every change committed since the last poll. With no subscription open,
+        nothing is read but where the revisions stand: whoever subscribes reads the job
+        after subscribing and takes only later changes."""
+        if not self._subscriptions:
+            await self.sync()
+            return
         async with self._db.read() as conn:
             history = (
                 await conn.execute(

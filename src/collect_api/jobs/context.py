@@ -41,8 +41,17 @@ class LeaseLost(Exception):
     """Another process has taken the job over; this run must stop without writing."""
 
 
+class RunLost(Exception):
+    """This run cannot go on (the worker doing its work died): the job resumes from its
+    checkpoint, with one more attempt, as after its process died."""
+
+
 class ServiceStopping(Exception):
     """The service is stopping: the job stops at this safe point, to resume on the next start."""
+
+
+class _Refused(Exception):
+    """A chunk's checkpoint statement applied to no row."""
 
 
 class JobContext:
@@ -62,9 +71,11 @@ class JobContext:
         self.owner = owner
         self._clock_start = time.monotonic()
         self._done_at_start = int(job.progress.get("done") or 0)
-        # A control request made in this process, and the interrupt of the chunk in flight.
+        # A control request made in this process, and the interrupt of the chunk in flight
+        # (with what stops its work elsewhere, in the data plane's worker).
         self._stop: tuple[Control, str] | None = None
         self._in_flight: Interrupt | None = None
+        self._stop_elsewhere: Callable[[], None] | None = None
 
     def request_stop(self, control: Control, *, actor: str) -> None:
         """Stop at the next safe point: the chunk in flight rolls back at its next
@@ -72,6 +83,8 @@ class JobContext:
         self._stop = (control, actor)
         if self._in_flight is not None:
             self._in_flight.requested = True
+        if self._stop_elsewhere is not None:
+            self._stop_elsewhere()
 
     def withdraw_stop(self) -> bool:
         """Forget a stop request the job has not acted on; False if it is too late."""
@@ -82,33 +95,111 @@ class JobContext:
         self._stop = None
         return True
 
-    async def chunk(self, write: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``write(conn)`` as one chunk: a transaction opened at a safe point, with the
-        writes in a savepoint; ``write`` commits the checkpoint with ``save``."""
-        if self._stopping.is_set():
-            raise ServiceStopping(self.job.id)
-        if self._stop is not None:
-            raise SafePointStop(*self._stop)
-
-        async def unit() -> T:
-            async with self.db.write() as conn:
-                state, owner, control = await store.claim_of(conn, job_id=self.job.id)
-                if owner != self.owner or state not in RUNNABLE:
-                    raise LeaseLost(self.job.id)
-                if control is not None:
-                    raise SafePointStop(Control(control))
-                async with conn.begin_nested():
-                    return await write(conn)
-
+    async def step(self, unit: Callable[[], Awaitable[T]], *, interrupt: Callable[[], None]) -> T:
+        """Run ``unit``, a chunk written elsewhere (the data plane's worker) with the
+        checkpoint statement of ``checkpoint_statement``, at a safe point. ``interrupt``
+        stops that work at its next statement, rolling it back: a cancellation or a stop
+        request calls it. A chunk whose checkpoint statement did not apply is ``refused``."""
+        self._check_stops()
         self._in_flight = Interrupt()
+        self._stop_elsewhere = interrupt
         try:
-            return await shielded(unit, interrupt=self._in_flight)
+            return await shielded(unit, interrupt=self._in_flight, on_cancel=interrupt)
         except Interrupted:
             if self._stop is None:
                 raise
             raise SafePointStop(*self._stop) from None  # rolled back at a stop request
         finally:
             self._in_flight = None
+            self._stop_elsewhere = None
+
+    def checkpoint_statement(
+        self, *, checkpoint: dict[str, Any], progress: dict[str, Any]
+    ) -> tuple[str, list[Any]]:
+        """The statement that commits a checkpoint with the chunk it covers, if the job is
+        still this run's and no control request waits; it returns a row when it applied."""
+        return store.checkpoint_statement(
+            job_id=self.job.id,
+            owner=self.owner,
+            checkpoint=checkpoint,
+            progress=progress,
+            lease_expires_at=time.time() + self.settings.lease_s,
+        )
+
+    def saved(self, *, checkpoint: dict[str, Any], progress: dict[str, Any]) -> None:
+        """Note a checkpoint that a ``step`` committed."""
+        self.job = self.job.model_copy(update={"checkpoint": checkpoint, "progress": progress})
+
+    async def refused(self) -> None:
+        """Raise what made a chunk's checkpoint statement apply to no row: a control request
+        to apply at this safe point, or a claim this run no longer holds."""
+
+        await self.read(self._check_claim)
+        raise LeaseLost(self.job.id)
+
+    def _check_stops(self) -> None:
+        if self._stopping.is_set():
+            raise ServiceStopping(self.job.id)
+        if self._stop is not None:
+            raise SafePointStop(*self._stop)
+
+    async def chunk(
+        self,
+        write: Callable[[AsyncConnection], Awaitable[T]] | None = None,
+        *,
+        checkpoint: dict[str, Any] | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> T | None:
+        """One chunk: a transaction opened at a safe point, ``write(conn)`` in a savepoint.
+
+        With a ``checkpoint`` (and its ``progress``), the chunk commits together with it,
+        by the same conditional statement the data plane runs: only if this run still
+        holds the job and no control request waits; otherwise nothing is committed and the
+        reason is raised (``refused``). Without one (publishing, say), the claim is checked
+        before ``write`` runs.
+        """
+        self._check_stops()
+
+        async def unit() -> tuple[T | None, bool]:
+            async with self.db.write() as conn:
+                if checkpoint is None:
+                    await self._check_claim(conn)
+                result = None
+                if write is not None:
+                    async with conn.begin_nested():
+                        result = await write(conn)
+                if checkpoint is None:
+                    return result, True
+                assert progress is not None
+                sql, params = self.checkpoint_statement(checkpoint=checkpoint, progress=progress)
+                rows = (await conn.exec_driver_sql(sql, tuple(params))).all()
+                if not rows:
+                    raise _Refused
+                return result, True
+
+        self._in_flight = Interrupt()
+        try:
+            result, _ = await shielded(unit, interrupt=self._in_flight)
+        except _Refused:
+            await self.refused()
+            raise
+        except Interrupted:
+            if self._stop is None:
+                raise
+            raise SafePointStop(*self._stop) from None  # rolled back at a stop request
+        finally:
+            self._in_flight = None
+        if checkpoint is not None:
+            assert progress is not None
+            self.saved(checkpoint=checkpoint, progress=progress)
+        return result
+
+    async def _check_claim(self, conn: AsyncConnection) -> None:
+        state, owner, control = await store.claim_of(conn, job_id=self.job.id)
+        if owner != self.owner or state not in RUNNABLE:
+            raise LeaseLost(self.job.id)
+        if control is not None:
+            raise SafePointStop(Control(control))
 
     async def read(self, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Run ``query(conn)`` in a read-only snapshot."""
@@ -118,18 +209,6 @@ class JobContext:
                 return await query(conn)
 
         return await shielded(unit)
-
-    async def save(
-        self, conn: AsyncConnection, *, checkpoint: dict[str, Any], progress: dict[str, Any]
-    ) -> None:
-        """Store the checkpoint and progress in the chunk's transaction."""
-        self.job = await store.update_job(
-            conn,
-            self.job,
-            checkpoint=checkpoint,
-            progress=progress,
-            lease_expires_at=time.time() + self.settings.lease_s,
-        )
 
     async def finish(
         self, conn: AsyncConnection, *, result: dict[str, Any], progress: dict[str, Any]

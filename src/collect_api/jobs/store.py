@@ -6,6 +6,7 @@ made in a write transaction (``Database.write``) so that reading the state and c
 cannot be interleaved with another writer.
 """
 
+import json
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -150,6 +151,33 @@ async def update_job(conn: AsyncConnection, job: Job, **changes: Any) -> Job:
     values = {**changes, "rev": await next_rev(conn), "updated_at": utcnow()}
     await conn.execute(update(JOB).where(JOB.c.id == job.id).values(**values))
     return job.model_copy(update=values)
+
+
+def checkpoint_statement(
+    *,
+    job_id: str,
+    owner: str,
+    checkpoint: dict[str, Any],
+    progress: dict[str, Any],
+    lease_expires_at: float,
+) -> tuple[str, list[Any]]:
+    """``update_job`` of a checkpoint, as SQL text for the data plane to run in the
+    transaction of the chunk it covers: it applies (and returns the new ``rev``) only while
+    the job is running in the claim of ``owner`` with no control request waiting."""
+    return (
+        "UPDATE job SET checkpoint = ?, progress = ?, lease_expires_at = ?, updated_at = ?, "
+        "rev = (SELECT coalesce(max(rev), 0) + 1 FROM job) "
+        "WHERE id = ? AND owner = ? AND state = 'running' AND control IS NULL "
+        "RETURNING rev",
+        [
+            json.dumps(checkpoint),
+            json.dumps(progress),
+            lease_expires_at,
+            utcnow(),
+            job_id,
+            owner,
+        ],
+    )
 
 
 async def transition(

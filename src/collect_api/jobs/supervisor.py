@@ -49,7 +49,13 @@ from collect_api.csvio import CsvProblem
 from collect_api.db import Database, is_disk_full, shielded
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
-from collect_api.jobs.context import JobContext, LeaseLost, SafePointStop, ServiceStopping
+from collect_api.jobs.context import (
+    JobContext,
+    LeaseLost,
+    RunLost,
+    SafePointStop,
+    ServiceStopping,
+)
 from collect_api.jobs.models import ACTIVE, TERMINAL, Control, Job, JobState
 from collect_api.jobs.registry import JobKind
 from collect_api.jobs.store import JOB
@@ -62,6 +68,8 @@ SYSTEM = "system"
 SAFE_STOP_S = 10.0
 # A loop pass or a job's end that failed is tried again after a delay that doubles up to this.
 RETRY_MAX_S = 10.0
+# How often a process looks for jobs whose process died.
+RECOVERY_INTERVAL_S = 1.0
 DISK_FULL = {
     "code": "disk_full",
     "message": "the disk is full, so the job could not go on; nothing committed was lost. "
@@ -179,9 +187,15 @@ class Supervisor:
     # -- scheduling --------------------------------------------------------------------------
 
     async def _schedule_forever(self) -> None:
+        last_recovery = float("-inf")
+
         async def schedule() -> None:
+            nonlocal last_recovery
             await self._renew_leases()
-            await self._recover_abandoned()
+            # Looking for dead processes' jobs takes a query; once a second is soon enough.
+            if time.monotonic() - last_recovery >= RECOVERY_INTERVAL_S:
+                last_recovery = time.monotonic()
+                await self._recover_abandoned()
             while not self._closing and await self._claim_next():
                 pass
 
@@ -243,16 +257,20 @@ class Supervisor:
     async def _claim_next(self) -> bool:
         """Claim the oldest queued job if a run slot is free; True if one was started."""
         async with self.db.read() as conn:
-            queued = await conn.scalar(
-                select(JOB.c.id).where(JOB.c.state == JobState.QUEUED).limit(1)
-            )
-            orphan = await conn.scalar(
-                select(JOB.c.id)
-                .where(JOB.c.state == JobState.TERMINATING, JOB.c.owner.is_(None))
-                .limit(1)
-            )
-        if queued is None and orphan is None:
+            waiting = (
+                await conn.execute(
+                    select(JOB.c.id, JOB.c.state)
+                    .where(
+                        (JOB.c.state == JobState.QUEUED)
+                        | ((JOB.c.state == JobState.TERMINATING) & JOB.c.owner.is_(None))
+                    )
+                    .order_by(JOB.c.state.desc())  # "terminating" before "queued"
+                    .limit(1)
+                )
+            ).first()
+        if waiting is None:
             return False
+        orphan = waiting.id if waiting.state == JobState.TERMINATING else None
         async with self.db.write() as conn:
             if orphan is not None:
                 job = await store.get_job(conn, job_id=orphan)
@@ -394,7 +412,7 @@ class Supervisor:
         """The job boundary: whatever happens, the job ends in exactly one state."""
         kind = self.kinds[job.kind]
         if job.state == JobState.TERMINATING:  # claimed only to finish a termination
-            await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
+            await self._settle(lambda: self._end(job.id, JobState.TERMINATED, reason="terminated"))
             return
         ctx = JobContext(
             job=job, db=self.db, settings=self.settings, owner=self.owner, stopping=self._stopping
@@ -404,35 +422,79 @@ class Supervisor:
             await kind.run(ctx)
         except SafePointStop as stop:
             if stop.control == Control.PAUSE:
-                await self._settle(self._pause(job.id, actor=stop.actor))
+                actor = stop.actor
+                await self._settle(lambda: self._pause(job.id, actor=actor))
             else:
-                await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
+                await self._settle(
+                    lambda: self._end(job.id, JobState.TERMINATED, reason="terminated")
+                )
         except ServiceStopping:
-            await self._settle(self._interrupt(job.id))
+            await self._settle(lambda: self._interrupt(job.id))
+        except RunLost as exc:
+            if job.attempts + 1 >= self.settings.max_attempts:
+                log.warning("job %s lost its run again (%s); giving up", job.id, exc)
+                error = {
+                    "code": "too_many_attempts",
+                    "message": f"the job's run stopped {job.attempts + 1} times ({exc}); it was "
+                    "given up. Check the input and submit it again.",
+                }
+                await self._settle(
+                    lambda: self._end(
+                        job.id, JobState.FAILED, reason="interrupted too often", error=error
+                    )
+                )
+            else:
+                log.warning("job %s lost its run (%s); it resumes from its checkpoint", job.id, exc)
+                await self._settle(lambda: self._interrupt(job.id, lost=True))
         except LeaseLost:
             log.warning("job %s was taken over by another process; stopping here", job.id)
         except asyncio.CancelledError:
             if job.id in self._terminating:
                 # The user's terminate: the chunk in flight has rolled back; undo the rest.
-                await self._settle(self._end(job.id, JobState.TERMINATED, reason="terminated"))
+                await self._settle(
+                    lambda: self._end(job.id, JobState.TERMINATED, reason="terminated")
+                )
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
                 return
             # The service is stopping: the job resumes from its checkpoint on the next start.
-            await self._settle(self._interrupt(job.id))
+            await self._settle(lambda: self._interrupt(job.id))
             raise
         except Exception as exc:
             log.warning("job %s failed: %s", job.id, exc, exc_info=not _expected(exc))
+            failure = error_document(exc)
             await self._settle(
-                self._end(job.id, JobState.FAILED, reason="failed", error=error_document(exc))
+                lambda: self._end(job.id, JobState.FAILED, reason="failed", error=failure)
             )
         else:
             self.kinds[job.kind].release(ctx.job)
 
-    async def _settle(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` to completion even if the caller is cancelled meanwhile."""
-        task = asyncio.create_task(shielded(lambda: coro))
+    async def _settle(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Record a job's new state (``make()``) to completion even if the caller is cancelled
+        meanwhile. A database that refuses the write (a full disk, a lock held too long) is
+        asked again with a growing delay until the service stops: the job stays this
+        process's meanwhile, and nothing else takes it for abandoned."""
+
+        async def settle() -> None:
+            delay = self.settings.poll_interval_s
+            while True:
+                try:
+                    return await make()
+                except OperationalError as exc:
+                    if self._closing:
+                        raise
+                    if is_disk_full(exc):
+                        self.db.disk_full = True
+                    log.error(
+                        "a job's new state cannot be written (%s); trying again in %.1f s",
+                        exc,
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+        task = asyncio.create_task(shielded(settle))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
         cancelled: asyncio.CancelledError | None = None
@@ -472,7 +534,9 @@ class Supervisor:
         if terminate:  # a terminate overtook the pause: honour the terminate
             await self._end(job_id, JobState.TERMINATED, reason="terminated")
 
-    async def _interrupt(self, job_id: str) -> None:
+    async def _interrupt(self, job_id: str, *, lost: bool = False) -> None:
+        """Give the job's claim back: it resumes from its checkpoint, here or elsewhere.
+        ``lost``: its run failed (not the service's stop), which counts as an attempt."""
         async with self.db.write() as conn:
             job = await store.get_job(conn, job_id=job_id)
             if job.owner != self.owner:
@@ -484,8 +548,12 @@ class Supervisor:
                 await _release_claim(
                     conn,
                     job,
-                    reason="interrupted: the service stopped; it resumes from its checkpoint",
+                    reason="its run failed; it resumes from its last checkpoint"
+                    if lost
+                    else "interrupted: the service stopped; it resumes from its checkpoint",
+                    **({"attempts": job.attempts + 1} if lost else {}),
                 )
+        self.wake()
 
     async def _end(
         self, job_id: str, state: JobState, *, reason: str, error: dict[str, Any] | None = None

@@ -5,8 +5,13 @@ from collect_api.kinds.exports import ExportKind
 from collect_api.kinds.imports import ImportKind
 from collect_api.kinds.teams import TeamsKind
 from collect_api.settings import Settings
+from collect_api.storage.dataplane import DataPlane
 
 
-def all_kinds(settings: Settings) -> dict[str, JobKind]:
-    kinds: list[JobKind] = [ImportKind(settings), ExportKind(settings), TeamsKind(settings)]
+def all_kinds(settings: Settings, dataplane: DataPlane) -> dict[str, JobKind]:
+    kinds: list[JobKind] = [
+        ImportKind(settings, dataplane),
+        ExportKind(settings, dataplane),
+        TeamsKind(settings),
+    ]
     return {kind.name: kind for kind in kinds}

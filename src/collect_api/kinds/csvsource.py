@@ -41,6 +41,7 @@ from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.store import REJECTION
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
+from collect_api.storage.dataplane import RemoteError
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.uploads import Upload
 
@@ -316,3 +317,10 @@ async def sweep_uploads(*, settings: Settings, db: Database, kind: str) -> None:
             job is not None and job.kind == kind and job.state in TERMINAL
         ):
             await asyncio.to_thread(remove, file.path)
+
+
+def remote_failure(exc: RemoteError) -> Exception:
+    """What failed in the data plane's worker, as the exception the job fails with."""
+    if exc.kind == "CsvProblem":
+        return CsvProblem.from_details(exc.details)
+    return exc

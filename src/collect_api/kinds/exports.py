@@ -12,6 +12,7 @@ the file back to ``bytes`` and reads on from ``last_row``.
 
 import asyncio
 import functools
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,26 +22,45 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from collect_api.db import Database
 from collect_api.errors import DatasetNotFound, Unprocessable
 from collect_api.jobs import store
-from collect_api.jobs.context import JobContext
+from collect_api.jobs.context import JobContext, RunLost
 from collect_api.jobs.models import TERMINAL, Job, JobState, new_job_id, utcnow
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage import datasets
-from collect_api.storage.exports import append_rows, encode_chunk, export_path, write_at
+from collect_api.storage.dataplane import ChunkBudget, DataPlane, RemoteError, WorkerDied
+from collect_api.storage.exports import encode_chunk, export_path, write_at
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
-from collect_api.storage.filters import Filter, FilterProblem, check_filters, compile_filters
+from collect_api.storage.filters import Filter, FilterProblem, check_filters
+
+# The first chunk of a run; later ones take about a quarter second (``ChunkBudget``).
+FIRST_CHUNK_ROWS = 20_000
+# Rows per gzip member: fixed when an export starts, so that its file does not depend on
+# when it was paused.
+GZIP_MEMBER_ROWS = 100_000
 
 
 def _progress(
-    *, rows: int, total: int | None, size: int, rate: float | None, done: bool = False
+    *,
+    rows: int,
+    total: int | None,
+    size: int,
+    rate: float | None,
+    done: bool = False,
+    position: float = 0.0,
 ) -> dict[str, Any]:
+    """Progress by rows written. With filters the total is not counted up front: percent
+    and ETA then go by ``position``, the fraction of the snapshot's row keys read."""
     if done:
         percent = 100.0
     elif total:
         percent = min(99.99, int(rows * 10000 / total) / 100)
     else:
-        percent = 0.0
-    eta = round((total - rows) / rate, 1) if rate and total is not None and not done else None
+        percent = min(99.99, int(position * 10000) / 100)
+    eta = None
+    if rate and not done and total is not None:
+        eta = round((total - rows) / rate, 1)
+    elif rate and not done and 0 < position < 1 and rows:
+        eta = round(rows / position * (1 - position) / rate, 1)
     return {
         "done": rows,
         "total": total,
@@ -104,8 +124,9 @@ async def submit_export(
 class ExportKind:
     name: ClassVar[str] = "export"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
         self.settings = settings
+        self.dataplane = dataplane
 
     def path(self, job: Job) -> Path:
         return export_path(self.settings.exports_dir, job.id, gzipped=bool(job.params["gzip"]))
@@ -114,49 +135,70 @@ class ExportKind:
         job = ctx.job
         p = job.params
         path = self.path(job)
-        cp = job.checkpoint
-        if cp is None:
-            cp = await self._begin(ctx, path)
-        where = compile_filters([Filter(**f) for f in p["filters"]], cp["columns"])
-        while True:
-            after = cp
+        cp: dict[str, Any] = job.checkpoint or await self._begin(ctx, path)
+        table = cp["table"]
+        # Gzip output is a member per chunk: its chunks are a fixed number of rows, so that a
+        # resumed export is byte-identical. Plain CSV chunks take about a quarter second.
+        budget = ChunkBudget(
+            first=min(cp["chunk_rows"], FIRST_CHUNK_ROWS), least=1, most=cp["chunk_rows"]
+        )
 
-            async def read(conn: AsyncConnection, cp: dict[str, Any] = after) -> list[Any]:
-                current = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
-                if current is None or current.table_name != cp["table"]:
-                    what = "deleted" if current is None else "replaced"
-                    raise JobFailure(
-                        f"dataset {p['dataset']!r} was {what} while it was being exported; "
-                        "export it again",
-                        code="dataset_changed",
+        async def unchanged(conn: AsyncConnection) -> None:
+            current = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
+            if current is None or current.table_name != table:
+                what = "deleted" if current is None else "replaced"
+                raise JobFailure(
+                    f"dataset {p['dataset']!r} was {what} while it was being exported; "
+                    "export it again",
+                    code="dataset_changed",
+                )
+
+        try:
+            async with self.dataplane.export_session(
+                table=cp["table"],
+                columns=cp["columns"],
+                projection=cp["projection"],
+                filters=p["filters"],
+                path=str(path),
+                gzipped=bool(p["gzip"]),
+            ) as feed:
+                await ctx.read(unchanged)
+                while cp["last_row"] < cp["max_row"]:
+                    limit = cp["chunk_rows"] if p["gzip"] else budget.size
+                    started = time.monotonic()
+                    wrote = await ctx.step(
+                        functools.partial(
+                            feed.chunk,
+                            after=cp["last_row"],
+                            upto=cp["max_row"],
+                            limit=limit,
+                            offset=cp["bytes"],
+                        ),
+                        interrupt=feed.interrupt,
                     )
-                return await datasets.read_chunk(
-                    conn,
-                    table=cp["table"],
-                    projection=cp["projection"],
-                    where=where,
-                    after=cp["last_row"],
-                    upto=cp["max_row"],
-                    limit=cp["chunk_rows"],
-                )
+                    budget.observe(wrote["scanned"], time.monotonic() - started)
+                    written = cp["rows"] + wrote["rows"]
+                    cp = {
+                        **cp,
+                        "last_row": wrote["last_row"] if wrote["scanned"] else cp["max_row"],
+                        "bytes": wrote["bytes"],
+                        "rows": written,
+                    }
+                    progress = _progress(
+                        rows=written,
+                        total=cp["total"],
+                        size=cp["bytes"],
+                        rate=ctx.rate(written),
+                        position=cp["last_row"] / cp["max_row"] if cp["max_row"] else 1,
+                    )
 
-            rows = await ctx.read(read)
-            if not rows:
-                break
-            size = await asyncio.to_thread(append_rows, path, cp["bytes"], rows, gzipped=p["gzip"])
-            written = cp["rows"] + len(rows)
-            cp = {**cp, "last_row": rows[-1][0], "bytes": size, "rows": written}
-            await ctx.chunk(
-                functools.partial(
-                    ctx.save,
-                    checkpoint=cp,
-                    progress=_progress(
-                        rows=written, total=cp["total"], size=size, rate=ctx.rate(written)
-                    ),
-                )
-            )
-            if len(rows) < cp["chunk_rows"]:
-                break
+                    # The dataset is checked in the transaction that commits the chunk.
+                    await ctx.chunk(unchanged, checkpoint=cp, progress=progress)
+        except RemoteError:
+            await ctx.read(unchanged)  # a table dropped under the read: the dataset changed
+            raise
+        except WorkerDied as exc:
+            raise RunLost(str(exc)) from None
         # Make the file durable before the job says it is complete.
         await asyncio.to_thread(write_at, path, cp["bytes"], b"", sync=True)
         await ctx.chunk(
@@ -180,11 +222,12 @@ class ExportKind:
         )
 
     async def _begin(self, ctx: JobContext, path: Path) -> dict[str, Any]:
-        """Fix the snapshot (table and last row key), count the rows, write the header."""
+        """Fix the snapshot (table and last row key), count the rows when that is cheap (no
+        filters), write the header."""
         job = ctx.job
         p = job.params
 
-        async def snapshot(conn: AsyncConnection) -> tuple[datasets.Dataset, int, int]:
+        async def snapshot(conn: AsyncConnection) -> tuple[datasets.Dataset, int, int | None]:
             found = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
             if found is None:
                 raise JobFailure(
@@ -192,8 +235,9 @@ class ExportKind:
                     code="dataset_changed",
                 )
             max_row = await datasets.max_row(conn, found)
-            where = compile_filters([Filter(**f) for f in p["filters"]], found.columns)
-            total = await datasets.count_rows(conn, found, max_row=max_row, where=where)
+            total = None
+            if not p["filters"]:
+                total = await datasets.count_rows(conn, found, max_row=max_row)
             return found, max_row, total
 
         found, max_row, total = await ctx.read(snapshot)
@@ -206,17 +250,15 @@ class ExportKind:
             "projection": [found.columns.index(c) for c in names],
             "max_row": max_row,
             "total": total,
-            "chunk_rows": self.settings.chunk_rows,
+            "chunk_rows": min(self.settings.chunk_rows, GZIP_MEMBER_ROWS)
+            if p["gzip"]
+            else self.settings.chunk_rows,
             "last_row": 0,
             "bytes": size,
             "rows": 0,
         }
         await ctx.chunk(
-            functools.partial(
-                ctx.save,
-                checkpoint=cp,
-                progress=_progress(rows=0, total=total, size=size, rate=None),
-            )
+            checkpoint=cp, progress=_progress(rows=0, total=total, size=size, rate=None, position=0)
         )
         return cp
 

@@ -1,40 +1,46 @@
 """The import kind: load a CSV of form responses into a named dataset.
 
 Checkpoint: ``csvsource``'s ``{offset, line, records, rejected}`` plus ``rows``, the rows
-staged. Each chunk's rows are inserted into the job's staging table and committed with the
-checkpoint that covers them, so a resumed run seeks to ``offset`` and reads nothing twice.
-The staged rows become the dataset's in the transaction that marks the job completed.
+staged. Each chunk is read, and its rows written into the job's staging table, by the data
+plane's worker, and committed there with the checkpoint that covers them, so a resumed run
+seeks to ``offset`` and reads nothing twice. The staged rows become the dataset's in the
+transaction that marks the job completed.
 """
 
-import contextlib
+import time
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from collect_api.db import Database
+from collect_api.db import Database, raise_if_interrupted
 from collect_api.errors import Conflict, DatasetNotFound, Unprocessable
 from collect_api.jobs import store
-from collect_api.jobs.context import JobContext
+from collect_api.jobs.context import JobContext, RunLost
 from collect_api.jobs.models import TERMINAL, Job
+from collect_api.jobs.store import REJECTION
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.kinds.csvsource import (
-    Chunk,
     checkpoint_progress,
     first_checkpoint,
     form_field,
     inspect_upload,
     progress,
-    read_chunks,
     release_upload,
-    save_rejections,
+    remote_failure,
     sweep_uploads,
     upload_path,
 )
 from collect_api.settings import Settings
 from collect_api.storage import datasets
+from collect_api.storage.dataplane import ChunkBudget, DataPlane, RemoteError, WorkerDied
 from collect_api.storage.uploads import Upload
 
 Checkpoint = dict[str, Any]
+# A run's first chunk is small, so that it commits soon after a start or a resume; later
+# chunks take about a quarter of a second of work (``ChunkBudget``), within these bounds.
+FIRST_CHUNK_BYTES = 256 * 1024
+MIN_CHUNK_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = 64 * 1024 * 1024
 MODES = ("create", "append", "replace")
 
 
@@ -91,8 +97,9 @@ async def submit_import(
 class ImportKind:
     name: ClassVar[str] = "import"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
         self.settings = settings
+        self.dataplane = dataplane
 
     async def run(self, ctx: JobContext) -> None:
         job = ctx.job
@@ -100,37 +107,74 @@ class ImportKind:
         width = len(p["columns"])
         stage = datasets.stage_table(job.id)
         size = int(p["bytes"])
-        cp = job.checkpoint
-        if cp is None:
-            cp = first_checkpoint(p, rows=0)
-            start = cp
+        cp: Checkpoint
+        if job.checkpoint is not None:
+            cp = job.checkpoint
+        else:
+            cp = start = first_checkpoint(p, rows=0)
 
             async def create_stage(conn: AsyncConnection) -> None:
                 await datasets.create_table(conn, stage, width)
-                await ctx.save(
-                    conn,
-                    checkpoint=start,
-                    progress=progress(records=0, offset=start["offset"], size=size, rate=None),
-                )
 
-            await ctx.chunk(create_stage)
-        chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp)
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                cp = {**chunk.checkpoint, "rows": cp["rows"] + len(chunk.rows)}
+            await ctx.chunk(
+                create_stage,
+                checkpoint=start,
+                progress=progress(records=0, offset=start["offset"], size=size, rate=None),
+            )
+        budget = ChunkBudget(first=FIRST_CHUNK_BYTES, least=MIN_CHUNK_BYTES, most=MAX_CHUNK_BYTES)
+        try:
+            async with self.dataplane.import_session(
+                upload=str(upload_path(self.settings, job.id)),
+                stage_table=stage,
+                rejection_table=REJECTION.name,
+                job_id=job.id,
+                encoding=(p["encoding"], p["_codec"]),
+                delimiter=p["delimiter"],
+                columns=p["columns"],
+                max_field_bytes=self.settings.max_field_bytes,
+            ) as feed:
+                at_end = cp["offset"] >= size
+                while not at_end:
+                    before = cp
 
-                async def write(
-                    conn: AsyncConnection, chunk: Chunk = chunk, cp: Checkpoint = cp
-                ) -> None:
-                    await datasets.insert_rows(conn, stage, width, chunk.rows)
-                    await save_rejections(conn, job.id, chunk.rejected)
-                    await ctx.save(
-                        conn,
-                        checkpoint=cp,
-                        progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
-                    )
+                    async def chunk(before: Checkpoint = before) -> tuple[Checkpoint, bool, float]:
+                        started = time.monotonic()
+                        staged = await feed.stage(
+                            position={k: before[k] for k in ("offset", "line", "records")},
+                            budget=budget.size,
+                            max_records=self.settings.chunk_rows,
+                            on_error=p["on_error"],
+                            max_errors=p["max_errors"],
+                            rejected=before["rejected"],
+                        )
+                        after = {
+                            **before,
+                            **staged["next"],
+                            "rejected": before["rejected"] + staged["rejected"],
+                            "rows": before["rows"] + staged["rows"],
+                        }
+                        statement = ctx.checkpoint_statement(
+                            checkpoint=after,
+                            progress=checkpoint_progress(
+                                after, size=size, rate=ctx.rate(after["records"])
+                            ),
+                        )
+                        try:
+                            raise_if_interrupted()
+                            applied = await feed.commit(*statement)
+                        except BaseException:
+                            await feed.rollback()
+                            raise
+                        budget.observe(staged["bytes"], time.monotonic() - started)
+                        return after, applied, staged["at_end"]
 
-                await ctx.chunk(write)
+                    cp, applied, at_end = await ctx.step(chunk, interrupt=feed.interrupt)
+                    if not applied:
+                        await ctx.refused()
+        except RemoteError as exc:
+            raise remote_failure(exc) from None
+        except WorkerDied as exc:
+            raise RunLost(str(exc)) from None
         done = cp
 
         async def publish(conn: AsyncConnection) -> None:

@@ -133,19 +133,17 @@ class TeamsKind:
                     conn: AsyncConnection,
                     members: list[dict[str, Any]] = members,
                     rejected: list[dict[str, Any]] = rejected,
-                    cp: dict[str, Any] = cp,
                 ) -> None:
                     await teams.stage_members(
                         conn, tenant=job.tenant, job_id=job.id, members=members
                     )
                     await save_rejections(conn, job.id, rejected)
-                    await ctx.save(
-                        conn,
-                        checkpoint=cp,
-                        progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
-                    )
 
-                await ctx.chunk(write)
+                await ctx.chunk(
+                    write,
+                    checkpoint=cp,
+                    progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
+                )
         done = cp
 
         async def publish(conn: AsyncConnection) -> None:

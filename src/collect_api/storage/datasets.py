@@ -122,40 +122,11 @@ async def max_row(conn: AsyncConnection, dataset: Dataset) -> int:
     return int(result.scalar_one())
 
 
-async def count_rows(
-    conn: AsyncConnection, dataset: Dataset, *, max_row: int, where: tuple[str, list[Any]]
-) -> int:
-    sql, params = where
+async def count_rows(conn: AsyncConnection, dataset: Dataset, *, max_row: int) -> int:
     result = await conn.exec_driver_sql(
-        f'SELECT count(*) FROM "{_checked(dataset.table_name)}" WHERE _row <= ? AND ({sql})',
-        (max_row, *params),
+        f'SELECT count(*) FROM "{_checked(dataset.table_name)}" WHERE _row <= ?', (max_row,)
     )
     return int(result.scalar_one())
-
-
-async def read_chunk(
-    conn: AsyncConnection,
-    *,
-    table: str,
-    projection: list[int],
-    where: tuple[str, list[Any]],
-    after: int,
-    upto: int,
-    limit: int,
-) -> list[tuple[Any, ...]]:
-    """Up to ``limit`` rows with keys in ``(after, upto]`` matching ``where``, in key order,
-    each ``(row key, projected fields...)``: keyset pagination, as the driver's tuples."""
-    sql, params = where
-    names = ", ".join(["_row", *(f"c{i}" for i in projection)])
-    query = (
-        f'SELECT {names} FROM "{_checked(table)}" '
-        f"WHERE _row > ? AND _row <= ? AND ({sql}) ORDER BY _row LIMIT ?"
-    )
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    async with driver.execute(query, (after, upto, *params, limit)) as cursor:
-        return list(await cursor.fetchall())
 
 
 async def delete_dataset(conn: AsyncConnection, dataset: Dataset) -> None:

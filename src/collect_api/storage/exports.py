@@ -46,8 +46,3 @@ def write_at(path: Path, offset: int, data: bytes, *, sync: bool = False) -> int
         if sync:
             os.fsync(f.fileno())
         return offset + len(data)
-
-
-def append_rows(path: Path, offset: int, rows: list[tuple[object, ...]], *, gzipped: bool) -> int:
-    """Encode ``rows`` and write them at ``offset``, in the calling (worker) thread."""
-    return write_at(path, offset, encode_chunk(rows, header=None, gzipped=gzipped))

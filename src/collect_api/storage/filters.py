@@ -1,17 +1,19 @@
-"""Export filters compiled to SQL over a dataset's internal columns.
+"""Export filters, checked against a dataset's columns and applied to Arrow batches.
 
-User-chosen column names and values never reach SQL text: a column becomes ``c<index>``
-and every value a bound parameter. A number compares numerically: the cell is read with
-``collect_number()`` (``db.collect_number``, registered on every connection), which is NULL
-for text that is not a plain decimal number, so ``age gt 30`` never compares text, and a
-cell such as ``n/a`` matches no numeric comparison except ``ne``.
+User-chosen column names and values never reach SQL: a filter selects rows of a batch read
+by row key, with Arrow's kernels. A number compares numerically: a cell counts as the number
+it holds only if it is plain decimal notation (spaces around allowed), so ``age gt 30``
+never compares text, and a cell such as ``n/a`` matches no numeric comparison except ``ne``.
+Text compares as SQLite's binary collation does, byte by byte of its UTF-8.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "contains", "in")
-_SQL = {"eq": "=", "ne": "IS NOT", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
 class FilterProblem(ValueError):
@@ -70,30 +72,51 @@ def check_filters(filters: list[Filter], columns: list[str]) -> None:
             )
 
 
-def compile_filters(filters: list[Filter], columns: list[str]) -> tuple[str, list[Any]]:
-    """``(sql, params)``: the filters ANDed together, ``"1"`` when there are none."""
-    clauses: list[str] = []
-    params: list[Any] = []
+# A cell holds a number when it is plain decimal notation, spaces around allowed.
+_NUMBER_PATTERN = r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+def _numbers(cells: pa.Array) -> pa.Array:
+    """The number each cell holds, or null."""
+    plain = pc.match_substring_regex(cells, _NUMBER_PATTERN)
+    trimmed = pc.utf8_trim_whitespace(pc.if_else(plain, cells, pa.scalar(None, pa.string())))
+    return pc.cast(trimmed, pa.float64())
+
+
+def arrow_mask(table: pa.Table, filters: list[Filter], columns: list[str]) -> pa.Array:
+    """The rows of ``table`` (columns ``c<index>``) that every filter keeps."""
+    keep: pa.Array | None = None
     for f in filters:
-        cell = f"c{columns.index(f.column)}"
+        cells = table.column(f"c{columns.index(f.column)}").combine_chunks()
+        cells = pc.fill_null(cells, "")
         if f.op == "contains":
-            clauses.append(f"instr({cell}, ?) > 0")
-            params.append(f.value)
+            this = pc.match_substring(cells, f.value)
         elif f.op == "in":
             texts = [v for v in f.value if isinstance(v, str)]
             numbers = [float(v) for v in f.value if not isinstance(v, str)]
-            parts = []
-            if texts:
-                parts.append(f"{cell} IN ({', '.join('?' * len(texts))})")
-                params.extend(texts)
+            this = pc.is_in(cells, pa.array(texts, pa.string()))
             if numbers:
-                parts.append(f"collect_number({cell}) IN ({', '.join('?' * len(numbers))})")
-                params.extend(numbers)
-            clauses.append("(" + " OR ".join(parts) + ")")
+                found = pc.is_in(_numbers(cells), pa.array(numbers, pa.float64()))
+                this = pc.or_(this, pc.fill_null(found, False))
         elif _is_number(f.value):
-            clauses.append(f"collect_number({cell}) {_SQL[f.op]} ?")
-            params.append(float(f.value))
+            compared = _compare(f.op, _numbers(cells), pa.scalar(float(f.value), pa.float64()))
+            # ``ne`` holds for a cell that holds no number, as SQL's IS NOT does.
+            this = pc.fill_null(compared, f.op == "ne")
         else:
-            clauses.append(f"{cell} {_SQL[f.op]} ?")
-            params.append(f.value)
-    return (" AND ".join(clauses) or "1"), params
+            this = _compare(f.op, cells, pa.scalar(f.value, pa.string()))
+        keep = this if keep is None else pc.and_(keep, this)
+    if keep is None:
+        return pc.is_valid(table.column(0))
+    return keep
+
+
+def _compare(op: str, cells: pa.Array, value: pa.Scalar) -> pa.Array:
+    kernel = {
+        "eq": pc.equal,
+        "ne": pc.not_equal,
+        "lt": pc.less,
+        "le": pc.less_equal,
+        "gt": pc.greater,
+        "ge": pc.greater_equal,
+    }[op]
+    return kernel(cells, value)

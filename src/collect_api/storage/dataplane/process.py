@@ -35,7 +35,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from collect_api.db import shielded
+from collect_api.db import Interrupted, shielded
 
 log = logging.getLogger("collect.dataplane")
 
@@ -46,7 +46,7 @@ class WorkerDied(Exception):
     """The worker process ended while it had work in hand."""
 
 
-class WorkerInterrupted(Exception):
+class WorkerInterrupted(Interrupted):
     """The worker stopped the request at a statement boundary and rolled it back."""
 
 
@@ -148,6 +148,12 @@ class WorkerPool:
         self._keep = idle
         self._spawn = spawn
         self._closed = False
+
+    def warm(self) -> None:
+        """Start a worker to wait idle, unless one already does: its start (about half a
+        second of imports) then overlaps with whatever comes before the job."""
+        if not self._closed and not any(w.alive for w in self._idle):
+            self._idle.append(self._spawn())
 
     def acquire(self) -> Worker:
         if self._closed:

@@ -1,0 +1,160 @@
+"""The data plane: rows in and out, as Arrow batches, in worker processes.
+
+Its interface is two operations, each a session in a worker (``sessions`` has the worker's
+side, ``process`` the processes):
+
+- ``import_session``: ingest an upload's chunks, each with its checkpoint, in one
+  transaction per chunk;
+- ``export_session``: read a snapshot range of a dataset table and write it as CSV.
+
+The server's side knows no rows: it asks for a chunk, gets counts and positions back, and
+gives the checkpoint statement to commit with it. ``ChunkBudget`` sizes chunks by time, so
+that a control request never waits long, whatever ``COLLECT_CHUNK_ROWS`` says.
+"""
+
+import itertools
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from collect_api.storage.dataplane.process import (
+    RemoteError,
+    Worker,
+    WorkerDied,
+    WorkerInterrupted,
+    WorkerPool,
+)
+
+__all__ = [
+    "ChunkBudget",
+    "DataPlane",
+    "ExportFeed",
+    "ImportFeed",
+    "RemoteError",
+    "WorkerDied",
+    "WorkerInterrupted",
+]
+
+_sessions = itertools.count(1)
+
+
+class ChunkBudget:
+    """How many bytes (or rows) the next chunk should take: about ``target_s`` of work,
+    judged by the chunks so far. A run starts small, so that its first chunk (after a start
+    or a resume) commits soon, and grows from there."""
+
+    def __init__(self, *, target_s: float = 0.25, first: int, least: int, most: int) -> None:
+        self.target_s = target_s
+        self.size = first
+        self._least = least
+        self._most = most
+
+    def observe(self, size: int, seconds: float) -> None:
+        if size <= 0:
+            return
+        if seconds <= 0:
+            self.size = min(self._most, self.size * 4)
+            return
+        wanted = size / seconds * self.target_s
+        # Grow at most fourfold a chunk: one quick chunk says little about the next.
+        self.size = int(max(self._least, min(self._most, wanted, self.size * 4)))
+
+
+class ImportFeed:
+    """An upload being ingested, in the worker that holds it."""
+
+    def __init__(self, worker: Worker, session: str) -> None:
+        self._worker = worker
+        self._session = session
+
+    async def stage(self, **kwargs: Any) -> dict[str, Any]:
+        """Read and write the next chunk; its transaction stays open for ``commit``."""
+        result: dict[str, Any] = await self._worker.call(
+            "import_stage", session=self._session, **kwargs
+        )
+        return result
+
+    async def commit(self, statement: str, params: list[Any]) -> bool:
+        """Commit the chunk with ``statement`` (the checkpoint); False if it applied to no
+        row, and then nothing was committed."""
+        return bool(
+            await self._worker.call(
+                "commit", session=self._session, statement=statement, params=params
+            )
+        )
+
+    async def rollback(self) -> None:
+        await self._worker.call("rollback", session=self._session)
+
+    def interrupt(self) -> None:
+        self._worker.interrupt()
+
+
+class ExportFeed:
+    """A dataset table being written to an export file, by the worker that holds it."""
+
+    def __init__(self, worker: Worker, session: str) -> None:
+        self._worker = worker
+        self._session = session
+
+    async def chunk(self, *, after: int, upto: int, limit: int, offset: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._worker.call(
+            "export_chunk",
+            session=self._session,
+            after=after,
+            upto=upto,
+            limit=limit,
+            offset=offset,
+        )
+        return result
+
+    def interrupt(self) -> None:
+        self._worker.interrupt()
+
+
+class DataPlane:
+    """The server's handle on its workers, for one database."""
+
+    def __init__(self, database_url: str, *, workers: int) -> None:
+        url = make_url(database_url)
+        self.database = os.path.abspath(url.database or "")
+        self._pool = WorkerPool(idle=workers)
+
+    def warm(self) -> None:
+        """Start a worker now if none waits, so that the next job need not wait for one."""
+        self._pool.warm()
+
+    @asynccontextmanager
+    async def _session(self, op: str, **kwargs: Any) -> AsyncIterator[tuple[Worker, str]]:
+        worker = self._pool.acquire()
+        session = f"s{next(_sessions)}"
+        healthy = True
+        try:
+            await worker.call(op, session=session, database=self.database, **kwargs)
+            yield worker, session
+        except WorkerDied:
+            healthy = False
+            raise
+        finally:
+            if worker.alive:
+                try:
+                    await worker.call("close", session=session)
+                except (WorkerDied, RemoteError):
+                    healthy = False
+            await self._pool.release(worker, healthy=healthy)
+
+    @asynccontextmanager
+    async def import_session(self, **kwargs: Any) -> AsyncIterator[ImportFeed]:
+        async with self._session("import_open", **kwargs) as (worker, session):
+            yield ImportFeed(worker, session)
+
+    @asynccontextmanager
+    async def export_session(self, **kwargs: Any) -> AsyncIterator[ExportFeed]:
+        async with self._session("export_open", **kwargs) as (worker, session):
+            yield ExportFeed(worker, session)
+
+    async def close(self) -> None:
+        await self._pool.close()

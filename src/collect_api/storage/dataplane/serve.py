@@ -1,0 +1,70 @@
+"""The worker process: ``python -m collect_api.storage.dataplane.serve SOCKET_FD FLAG_FD``.
+
+It answers requests (``process`` describes the protocol) until its socket closes. Sessions
+(an upload being imported, an export being written) live here between requests; each has
+its own connection to the database, opened on first use and closed with the session.
+"""
+
+import mmap
+import struct
+import sys
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from collect_api.csvio import CsvProblem
+from collect_api.storage.dataplane.base import Interrupted
+from collect_api.storage.dataplane.sessions import OPERATIONS, Sessions
+
+_WORD = struct.Struct("q")
+
+
+def serve(conn: Connection, flag: mmap.mmap) -> None:
+    sessions = Sessions()
+    try:
+        while True:
+            try:
+                number, op, kwargs = conn.recv()
+            except (EOFError, OSError):
+                return
+
+            def interrupted(number: int = number) -> bool:
+                return bool(_WORD.unpack_from(flag, 0)[0] == number)
+
+            reply: tuple[Any, ...]
+            try:
+                value = OPERATIONS[op](sessions, interrupted=interrupted, **kwargs)
+                reply = ("ok", value)
+            except Interrupted:
+                sessions.abandon(kwargs.get("session"))
+                reply = ("interrupted",)
+            except Exception as exc:
+                reply = ("error", type(exc).__name__, str(exc), _details(exc))
+                try:
+                    sessions.abandon(kwargs.get("session"))
+                except Exception as also:  # the transaction could not even be rolled back
+                    reply = ("error", type(also).__name__, f"{exc}; then: {also}", _details(also))
+            try:
+                conn.send(reply)
+            except OSError:
+                return
+    finally:
+        sessions.close_all()
+
+
+def _details(exc: Exception) -> dict[str, Any]:
+    """What the server needs to raise the error again: the fields of the errors of ours
+    that have them (``CsvProblem.details``), else where it happened."""
+    if isinstance(exc, CsvProblem):
+        return exc.details
+    return {"traceback": "".join(traceback.format_exception(exc, limit=8))}
+
+
+def main() -> None:
+    conn = Connection(int(sys.argv[1]))
+    flag = mmap.mmap(int(sys.argv[2]), _WORD.size)
+    serve(conn, flag)
+
+
+if __name__ == "__main__":
+    main()

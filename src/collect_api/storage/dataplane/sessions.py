@@ -1,0 +1,279 @@
+"""The worker's operations: the two halves of the data plane's interface.
+
+- **Ingest a chunk with its checkpoint** (``import_stage`` then ``commit``): the next chunk
+  of an upload is read (``csvio.chunks``), checked against the ``on_error`` policy, and
+  written with the records it set aside in one transaction, left open; ``commit`` then runs
+  the checkpoint statement the engine gives, in the same transaction, and commits only if it
+  applied (the statement checks the job's claim and that no control request is waiting).
+- **Read a snapshot range** (``export_chunk``): the rows with keys in ``(after, upto]`` of a
+  dataset table, filtered, projected and written to the export file as CSV at a byte offset.
+
+The engine's tables are known here only through what the caller passes: the checkpoint
+statement, the staging table's name and the table that keeps rejected records.
+"""
+
+import csv
+import gzip
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from collect_api.csvio import CsvProblem, Encoding
+from collect_api.csvio.chunks import ChunkSource, Position, check_rejections
+from collect_api.csvio.fast import encode_csv
+from collect_api.storage.dataplane.base import Interrupted
+from collect_api.storage.dataplane.sqlite import SqliteStore
+from collect_api.storage.exports import GZIP_LEVEL, write_at
+from collect_api.storage.filters import Filter, arrow_mask
+
+Interrupt = Callable[[], bool]
+REJECTION_SCHEMA = pa.schema(
+    [
+        ("job_id", pa.string()),
+        ("line", pa.int64()),
+        ("record", pa.int64()),
+        ("column", pa.string()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+
+
+def _store(database: str) -> SqliteStore:
+    return SqliteStore(database)
+
+
+class ImportSession:
+    def __init__(
+        self,
+        *,
+        database: str,
+        upload: str,
+        stage_table: str,
+        rejection_table: str,
+        job_id: str,
+        encoding: tuple[str, str],
+        delimiter: str,
+        columns: list[str],
+        max_field_bytes: int | None,
+    ) -> None:
+        # The csv module's own limit only stops a runaway field (a quote never closed): the
+        # exact reader enforces max_field_bytes in bytes, naming the column.
+        csv.field_size_limit(max((max_field_bytes or 0) * 16, 1 << 20))
+        self.store = _store(database)
+        self.file = open(upload, "rb")  # noqa: SIM115 - closed with the session
+        self.source = ChunkSource(
+            self.file,
+            encoding=Encoding(encoding[0], encoding[1], 0),
+            delimiter=delimiter,
+            columns=columns,
+            max_field_bytes=max_field_bytes,
+            size=Path(upload).stat().st_size,
+        )
+        self.stage_table = stage_table
+        self.rejection_table = rejection_table
+        self.job_id = job_id
+
+    def stage(
+        self,
+        *,
+        position: dict[str, int],
+        budget: int,
+        max_records: int,
+        on_error: str,
+        max_errors: int,
+        rejected: int,
+        interrupted: Interrupt,
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        chunk = self.source.read(Position(**position), budget=budget, max_records=max_records)
+        total = rejected + len(chunk.rejected)
+        check_rejections(
+            chunk.rejected,
+            on_error=on_error,
+            max_errors=max_errors,
+            total=total,
+            errors_at=f"GET /jobs/{self.job_id}/errors",
+        )
+        parsed = time.monotonic()
+        self.store.begin(interrupted)
+        try:
+            self.store.append(self.stage_table, chunk.table, interrupted)
+            if chunk.rejected:
+                records = [{"job_id": self.job_id, **r} for r in chunk.rejected]
+                table = pa.Table.from_pylist(records, schema=REJECTION_SCHEMA)
+                self.store.append(self.rejection_table, table, interrupted)
+        except BaseException:
+            self.store.rollback()
+            raise
+        return {
+            "records": chunk.records,
+            "rows": chunk.table.num_rows,
+            "rejected": len(chunk.rejected),
+            "next": asdict(chunk.next),
+            "at_end": chunk.at_end,
+            "exact": chunk.exact,
+            "bytes": chunk.next.offset - chunk.start.offset,
+            "read_s": parsed - started,
+            "write_s": time.monotonic() - parsed,
+        }
+
+    def close(self) -> None:
+        self.file.close()
+        self.store.close()
+
+
+class ExportSession:
+    def __init__(
+        self,
+        *,
+        database: str,
+        table: str,
+        columns: list[str],
+        projection: list[int],
+        filters: list[dict[str, Any]],
+        path: str,
+        gzipped: bool,
+    ) -> None:
+        self.store = _store(database)
+        self.table = table
+        self.columns = columns
+        self.projection = projection
+        self.filters = [Filter(**f) for f in filters]
+        needed = sorted({*projection, *(columns.index(f.column) for f in self.filters)})
+        self.select = ", ".join(["_row", *(f"c{i}" for i in needed)])
+        self.path = Path(path)
+        self.gzipped = gzipped
+
+    def chunk(
+        self, *, after: int, upto: int, limit: int, offset: int, interrupted: Interrupt
+    ) -> dict[str, Any]:
+        if interrupted():
+            raise Interrupted
+        scanned = self.store.query(
+            f'SELECT {self.select} FROM "{self.table}" WHERE _row > ? AND _row <= ? '
+            "ORDER BY _row LIMIT ?",
+            (after, upto, limit),
+        )
+        if scanned.num_rows == 0:
+            return {"rows": 0, "scanned": 0, "last_row": after, "bytes": offset}
+        last_row = scanned.column("_row")[-1].as_py()
+        count = scanned.num_rows
+        if self.filters:
+            scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
+        if interrupted():
+            raise Interrupted
+        chosen = scanned.select([f"c{i}" for i in self.projection])
+        data = encode_csv(chosen)
+        payload = (
+            gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            if self.gzipped and data.size
+            else data
+        )
+        size = write_at(self.path, offset, payload)
+        return {
+            "rows": chosen.num_rows,
+            "scanned": count,
+            "last_row": last_row,
+            "bytes": size,
+        }
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self.open: dict[str, ImportSession | ExportSession] = {}
+
+    def get(self, session: str) -> Any:
+        return self.open[session]
+
+    def abandon(self, session: str | None) -> None:
+        """After a failed or interrupted request: no transaction stays open."""
+        found = self.open.get(session) if session else None
+        if found is not None:
+            found.store.rollback()
+
+    def close_all(self) -> None:
+        for found in self.open.values():
+            found.close()
+        self.open.clear()
+
+
+def import_open(sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any) -> None:
+    sessions.open[session] = ImportSession(**kwargs)
+
+
+def import_stage(
+    sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any
+) -> dict[str, Any]:
+    found: ImportSession = sessions.get(session)
+    return found.stage(interrupted=interrupted, **kwargs)
+
+
+def commit(
+    sessions: Sessions,
+    *,
+    session: str,
+    statement: str,
+    params: list[Any],
+    interrupted: Interrupt,
+) -> bool:
+    """Run the checkpoint ``statement`` in the open transaction and commit if it changed a
+    row (it returns one); roll back if it did not, or if the request was interrupted."""
+    store = sessions.get(session).store
+    if interrupted():
+        store.rollback()
+        raise Interrupted
+    if not store.returning(statement, params):
+        store.rollback()
+        return False
+    store.commit()
+    return True
+
+
+def rollback(sessions: Sessions, *, session: str, interrupted: Interrupt) -> None:
+    sessions.get(session).store.rollback()
+
+
+def export_open(sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any) -> None:
+    sessions.open[session] = ExportSession(**kwargs)
+
+
+def export_chunk(
+    sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any
+) -> dict[str, Any]:
+    found: ExportSession = sessions.get(session)
+    return found.chunk(interrupted=interrupted, **kwargs)
+
+
+def close(sessions: Sessions, *, session: str, interrupted: Interrupt) -> None:
+    found = sessions.open.pop(session, None)
+    if found is not None:
+        found.close()
+
+
+def ping(sessions: Sessions, *, interrupted: Interrupt) -> str:
+    return "pong"
+
+
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    op.__name__: op
+    for op in (
+        import_open,
+        import_stage,
+        commit,
+        rollback,
+        export_open,
+        export_chunk,
+        close,
+        ping,
+    )
+}
+
+__all__ = ["OPERATIONS", "CsvProblem", "Sessions"]

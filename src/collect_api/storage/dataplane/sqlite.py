@@ -1,0 +1,93 @@
+"""The data plane on SQLite, through ``adbc-driver-sqlite``: Arrow batches in and out.
+
+Runs only in a worker process (``process``): the driver bundles its own SQLite, which must
+not share a process with the server's. The connection is in autocommit mode and every
+transaction is opened here with ``BEGIN IMMEDIATE``, asked for again every few milliseconds
+so that an interrupt is seen while it waits for another writer.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+import pyarrow as pa
+
+from collect_api.storage.dataplane.base import Interrupted
+
+BUSY_TIMEOUT_S = 60.0
+# Rows per driver call: an interrupt waits for at most one such call.
+INGEST_ROWS = 32_768
+
+
+def _locked(exc: Exception) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc).lower()
+
+
+class SqliteStore:
+    """One connection to the database file, for one worker."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = adbc_sqlite.connect(path, autocommit=True)
+        self._cursor = self._conn.cursor()
+        for pragma in (
+            "PRAGMA busy_timeout=5",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA secure_delete=FAST",
+        ):
+            self._cursor.execute(pragma)
+        self.in_transaction = False
+
+    def begin(self, interrupted: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            if interrupted():
+                raise Interrupted
+            try:
+                self._cursor.execute("BEGIN IMMEDIATE")
+                self.in_transaction = True
+                return
+            except Exception as exc:
+                if not _locked(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.001)
+
+    def append(self, table_name: str, table: pa.Table, interrupted: Callable[[], bool]) -> None:
+        """Append ``table``'s rows to ``table_name`` (columns by name), a batch per call."""
+        for start in range(0, table.num_rows, INGEST_ROWS):
+            if interrupted():
+                raise Interrupted
+            self._cursor.adbc_ingest(table_name, table.slice(start, INGEST_ROWS), mode="append")
+
+    def append_records(self, table_name: str, records: Sequence[dict[str, Any]]) -> None:
+        if records:
+            self._cursor.adbc_ingest(table_name, pa.Table.from_pylist(list(records)), mode="append")
+
+    def returning(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        self._cursor.execute(sql, params)
+        return list(self._cursor.fetchall())
+
+    def query(self, sql: str, params: Sequence[Any]) -> pa.Table:
+        self._cursor.execute(sql, params)
+        return self._cursor.fetch_arrow_table()
+
+    def commit(self) -> None:
+        self._cursor.execute("COMMIT")
+        self.in_transaction = False
+
+    def rollback(self) -> None:
+        if not self.in_transaction:
+            return
+        self.in_transaction = False
+        try:
+            self._cursor.execute("ROLLBACK")
+        except Exception as exc:
+            # SQLite ends the transaction itself after some errors (a full disk, say).
+            if "no transaction is active" not in str(exc):
+                raise
+
+    def close(self) -> None:
+        self.rollback()
+        self._cursor.close()
+        self._conn.close()
