@@ -22,6 +22,7 @@ from collect_api.api.docs import (
     documented,
 )
 from collect_api.jobs import store
+from collect_api.jobs.broker import encode
 from collect_api.jobs.models import TERMINAL
 from collect_api.jobs.store import HISTORY, JOB
 
@@ -91,8 +92,10 @@ Comments keep an idle connection open.
 """
 
 
-def _event(kind: str, rev: int, document: dict[str, Any]) -> ServerSentEvent:
-    return ServerSentEvent(event=kind, id=str(rev), data=document)
+def _event(kind: str, rev: int, document: dict[str, Any] | str) -> ServerSentEvent:
+    """An event of ``kind`` at revision ``rev``; ``document`` may be already encoded."""
+    encoded = document if isinstance(document, str) else encode(document)
+    return ServerSentEvent(event=kind, id=str(rev), raw_data=encoded)
 
 
 async def _existing_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> str:
@@ -153,7 +156,7 @@ async def job_events(
         async for event in sub.events():
             if event.rev <= last:
                 continue
-            yield _event(event.kind, event.rev, event.document)
+            yield _event(event.kind, event.rev, event.encoded)
             last = event.rev
             if event.kind == "state" and event.document["state"] in TERMINAL:
                 return
@@ -209,5 +212,5 @@ async def all_events(
         async for event in sub.events():
             if event.rev <= last:
                 continue
-            yield _event(event.kind, event.rev, event.document)
+            yield _event(event.kind, event.rev, event.encoded)
             last = event.rev

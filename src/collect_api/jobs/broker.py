@@ -15,15 +15,18 @@ Invariants:
   state change of the same job is dropped.
 - ``progress`` events of one subscription are at least ``progress_interval`` apart; a state
   change is sent at once, taking any pending progress with it.
+- An event's document is encoded to JSON once, when it is polled, however many streams
+  send it.
 """
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -40,6 +43,17 @@ class JobEvent:
     job_id: str
     tenant: str
     document: dict[str, Any]
+    # The document as JSON, encoded once for every stream that sends it.
+    encoded: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.encoded:
+            object.__setattr__(self, "encoded", encode(self.document))
+
+
+def encode(document: dict[str, Any]) -> str:
+    """A job document as the JSON text an event carries."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
 class Subscription:

@@ -82,6 +82,7 @@ class Worker:
                 "collect_api.storage.dataplane.serve",
                 str(theirs.fileno()),
                 str(memfd),
+                str(os.getpid()),
             ],
             pass_fds=(theirs.fileno(), memfd),
             env={**os.environ, **(env or {})},

@@ -1,11 +1,15 @@
-"""The worker process: ``python -m collect_api.storage.dataplane.serve SOCKET_FD FLAG_FD``.
+"""The worker process: ``python -m collect_api.storage.dataplane.serve SOCKET FLAG PARENT``
+(the socket's and the interrupt word's file descriptors, and the server's pid).
 
 It answers requests (``process`` describes the protocol) until its socket closes. Sessions
 (an upload being imported, an export being written) live here between requests; each has
 its own connection to the database, opened on first use and closed with the session.
 """
 
+import ctypes
 import mmap
+import os
+import signal
 import struct
 import sys
 import traceback
@@ -17,6 +21,7 @@ from collect_api.storage.dataplane.base import Interrupted
 from collect_api.storage.dataplane.sessions import OPERATIONS, Sessions
 
 _WORD = struct.Struct("q")
+_PR_SET_PDEATHSIG = 1
 
 
 def serve(conn: Connection, flag: mmap.mmap) -> None:
@@ -60,9 +65,22 @@ def _details(exc: Exception) -> dict[str, Any]:
     return {"traceback": "".join(traceback.format_exception(exc, limit=8))}
 
 
+def _die_with(parent: int) -> None:
+    """End when the server process ends, even in the middle of a request (Linux): a
+    transaction of a killed worker is rolled back by SQLite, as after any crash."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the request above was made
+        os._exit(1)
+
+
 def main() -> None:
     conn = Connection(int(sys.argv[1]))
     flag = mmap.mmap(int(sys.argv[2]), _WORD.size)
+    _die_with(int(sys.argv[3]))
     serve(conn, flag)
 
 
