@@ -13,6 +13,7 @@ record a chunk sets aside, its own checks included.
 
 import csv
 import io
+import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -127,9 +128,11 @@ class ChunkSource:
 
     def _read_fast(self, at: Position, *, budget: int, max_records: int) -> ChunkRead | None:
         want = max(budget, 1 << 16)
+        if at.records > 0:  # no more than max_records of records as long as those so far
+            average = at.offset / at.records
+            want = min(want, int(average * max_records * 1.25) + (1 << 16))
         while True:
-            self._file.seek(at.offset)
-            data = self._file.read(want)
+            data = os.pread(self._file.fileno(), want, at.offset)
             at_end = at.offset + len(data) >= self._size
             end = fast.cut_chunk(data, budget=budget, max_records=max_records, at_end=at_end)
             if end is not None or at_end:
@@ -149,15 +152,16 @@ class ChunkSource:
         )
         if table is None:
             return None
+        ends_file = at.offset + end >= self._size
+        # The physical lines: a last line with no line end counts too, as for csv.reader.
+        lines = data.count(b"\n") + (1 if ends_file and data and not data.endswith(b"\n") else 0)
         return ChunkRead(
             table=table,
             records=table.num_rows,
             rejected=[],
             start=at,
-            next=Position(
-                at.offset + end, at.line + data.count(b"\n"), at.records + table.num_rows
-            ),
-            at_end=at.offset + end >= self._size,
+            next=Position(at.offset + end, at.line + lines, at.records + table.num_rows),
+            at_end=ends_file,
             exact=False,
         )
 

@@ -20,6 +20,7 @@ when the quotes before it are even in number.
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -27,8 +28,6 @@ import pyarrow.csv as pacsv
 QUOTE = ord('"')
 LF = ord("\n")
 CR = ord("\r")
-# Compared as uint8 scalars: a Python int would make the kernel widen every byte first.
-_QUOTE = pa.scalar(QUOTE, pa.uint8())
 
 
 def _quotes_before(data: bytes, end: int, known: tuple[int, int] | None = None) -> int:
@@ -101,10 +100,6 @@ def _parse_options(delimiter: str) -> pacsv.ParseOptions:
     )
 
 
-def _bytes_array(data: bytes) -> pa.UInt8Array:
-    return pa.Array.from_buffers(pa.uint8(), len(data), [None, pa.py_buffer(data)])
-
-
 def quoting_is_plain(data: bytes, delimiter: str) -> bool:
     """Whether every quote of ``data`` stands where both readers read it alike (the module
     docstring says where that is), and the quotes are even in number."""
@@ -113,20 +108,21 @@ def quoting_is_plain(data: bytes, delimiter: str) -> bool:
         return True
     if count % 2:
         return False
-    values = _bytes_array(data)
-    at = pc.indices_nonzero(pc.equal(values, _QUOTE))
-    pairs = pa.FixedSizeListArray.from_arrays(at, 2)  # (even, odd) quotes side by side
-    even, odd = pc.list_element(pairs, 0), pc.list_element(pairs, 1)
+    values = np.frombuffer(data, np.uint8)
+    at = np.flatnonzero(values == QUOTE)
     sep = ord(delimiter)
     # Before an even quote: the start, a delimiter, a line feed, or the odd quote before it.
-    inner = even.filter(pc.greater(even, 0))
-    before = pc.take(values, pc.subtract(inner, 1))
-    if not pc.all(pc.is_in(before, pa.array([sep, LF, QUOTE], pa.uint8()))).as_py():
+    opening = at[0::2]
+    opening = opening[opening > 0]
+    allowed = np.zeros(256, np.bool_)
+    allowed[[sep, LF, QUOTE]] = True
+    if not allowed[values[opening - 1]].all():
         return False
     # After an odd quote: the end, a delimiter, a line end, or the even quote after it.
-    inner = odd.filter(pc.less(odd, len(data) - 1))
-    after = pc.take(values, pc.add(inner, 1))
-    return bool(pc.all(pc.is_in(after, pa.array([sep, LF, CR, QUOTE], pa.uint8()))).as_py())
+    closing = at[1::2]
+    closing = closing[closing < len(values) - 1]
+    allowed[CR] = True
+    return bool(allowed[values[closing + 1]].all())
 
 
 def parse_chunk(

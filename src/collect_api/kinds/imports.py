@@ -7,7 +7,6 @@ seeks to ``offset`` and reads nothing twice. The staged rows become the dataset'
 transaction that marks the job completed.
 """
 
-import time
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,15 +31,10 @@ from collect_api.kinds.csvsource import (
 )
 from collect_api.settings import Settings
 from collect_api.storage import datasets
-from collect_api.storage.dataplane import ChunkBudget, DataPlane, RemoteError, WorkerDied
+from collect_api.storage.dataplane import DataPlane, RemoteError, WorkerDied
 from collect_api.storage.uploads import Upload
 
 Checkpoint = dict[str, Any]
-# A run's first chunk is small, so that it commits soon after a start or a resume; later
-# chunks take about a quarter of a second of work (``ChunkBudget``), within these bounds.
-FIRST_CHUNK_BYTES = 256 * 1024
-MIN_CHUNK_BYTES = 64 * 1024
-MAX_CHUNK_BYTES = 64 * 1024 * 1024
 MODES = ("create", "append", "replace")
 
 
@@ -121,7 +115,6 @@ class ImportKind:
                 checkpoint=start,
                 progress=progress(records=0, offset=start["offset"], size=size, rate=None),
             )
-        budget = ChunkBudget(first=FIRST_CHUNK_BYTES, least=MIN_CHUNK_BYTES, most=MAX_CHUNK_BYTES)
         try:
             async with self.dataplane.import_session(
                 upload=str(upload_path(self.settings, job.id)),
@@ -138,10 +131,8 @@ class ImportKind:
                     before = cp
 
                     async def chunk(before: Checkpoint = before) -> tuple[Checkpoint, bool, float]:
-                        started = time.monotonic()
                         staged = await feed.stage(
                             position={k: before[k] for k in ("offset", "line", "records")},
-                            budget=budget.size,
                             max_records=self.settings.chunk_rows,
                             on_error=p["on_error"],
                             max_errors=p["max_errors"],
@@ -165,7 +156,6 @@ class ImportKind:
                         except BaseException:
                             await feed.rollback()
                             raise
-                        budget.observe(staged["bytes"], time.monotonic() - started)
                         return after, applied, staged["at_end"]
 
                     cp, applied, at_end = await ctx.step(chunk, interrupt=feed.interrupt)

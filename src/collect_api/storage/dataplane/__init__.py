@@ -8,8 +8,8 @@ side, ``process`` the processes):
 - ``export_session``: read a snapshot range of a dataset table and write it as CSV.
 
 The server's side knows no rows: it asks for a chunk, gets counts and positions back, and
-gives the checkpoint statement to commit with it. ``ChunkBudget`` sizes chunks by time, so
-that a control request never waits long, whatever ``COLLECT_CHUNK_ROWS`` says.
+gives the checkpoint statement to commit with it. Chunks are sized by time (``ChunkBudget``),
+so that a control request never waits long, whatever ``COLLECT_CHUNK_ROWS`` says.
 """
 
 import itertools
@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from collect_api.storage.dataplane.base import ChunkBudget
 from collect_api.storage.dataplane.process import (
     RemoteError,
     Worker,
@@ -39,28 +40,6 @@ __all__ = [
 ]
 
 _sessions = itertools.count(1)
-
-
-class ChunkBudget:
-    """How many bytes (or rows) the next chunk should take: about ``target_s`` of work,
-    judged by the chunks so far. A run starts small, so that its first chunk (after a start
-    or a resume) commits soon, and grows from there."""
-
-    def __init__(self, *, target_s: float = 0.25, first: int, least: int, most: int) -> None:
-        self.target_s = target_s
-        self.size = first
-        self._least = least
-        self._most = most
-
-    def observe(self, size: int, seconds: float) -> None:
-        if size <= 0:
-            return
-        if seconds <= 0:
-            self.size = min(self._most, self.size * 4)
-            return
-        wanted = size / seconds * self.target_s
-        # Grow at most fourfold a chunk: one quick chunk says little about the next.
-        self.size = int(max(self._least, min(self._most, wanted, self.size * 4)))
 
 
 class ImportFeed:

@@ -12,10 +12,14 @@ The engine's tables are known here only through what the caller passes: the chec
 statement, the staging table's name and the table that keeps rejected records.
 """
 
+import contextlib
 import csv
 import gzip
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError as FutureCancelled
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,14 +27,19 @@ from typing import Any
 import pyarrow as pa
 
 from collect_api.csvio import CsvProblem, Encoding
-from collect_api.csvio.chunks import ChunkSource, Position, check_rejections
+from collect_api.csvio.chunks import ChunkRead, ChunkSource, Position, check_rejections
 from collect_api.csvio.fast import encode_csv
-from collect_api.storage.dataplane.base import Interrupted
+from collect_api.storage.dataplane.base import ChunkBudget, Interrupted
 from collect_api.storage.dataplane.sqlite import SqliteStore
 from collect_api.storage.exports import GZIP_LEVEL, write_at
 from collect_api.storage.filters import Filter, arrow_mask
 
 Interrupt = Callable[[], bool]
+# Chunk sizes in bytes: the first of a run, and the bounds of the rest, which take about a
+# quarter of a second of work each (``ChunkBudget``).
+FIRST_CHUNK_BYTES = 256 * 1024
+MIN_CHUNK_BYTES = 64 * 1024
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
 REJECTION_SCHEMA = pa.schema(
     [
         ("job_id", pa.string()),
@@ -48,6 +57,11 @@ def _store(database: str) -> SqliteStore:
 
 
 class ImportSession:
+    """An upload being ingested. While one chunk is written and committed, the next is read
+    and parsed in a thread of its own (pyarrow and the driver both let go of the GIL), so
+    that reading and writing overlap; a chunk read ahead is used if the next request starts
+    where it does."""
+
     def __init__(
         self,
         *,
@@ -77,12 +91,38 @@ class ImportSession:
         self.stage_table = stage_table
         self.rejection_table = rejection_table
         self.job_id = job_id
+        # A run's first chunk is small, so that it commits soon after a start or a resume.
+        self.budget = ChunkBudget(
+            first=FIRST_CHUNK_BYTES, least=MIN_CHUNK_BYTES, most=MAX_CHUNK_BYTES
+        )
+        self._reading = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+        self._ahead: tuple[Position, int, Future[ChunkRead]] | None = None
+
+    def _read(self, at: Position, max_records: int, interrupted: Interrupt) -> ChunkRead:
+        """The chunk at ``at``: the one read ahead if it starts there, else read now. An
+        interrupt is seen while waiting for it."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != at or ahead[1] != max_records:
+            if ahead is not None:
+                ahead[2].cancel()
+                with contextlib.suppress(Exception, FutureCancelled):
+                    ahead[2].result()  # the file is the reader's alone again
+            ahead = (at, max_records, self._reading.submit(self._source_read, at, max_records))
+        while True:
+            try:
+                return ahead[2].result(timeout=0.005)
+            except FutureTimeout:
+                if interrupted():
+                    self._ahead = ahead  # still useful if the run goes on from here
+                    raise Interrupted from None
+
+    def _source_read(self, at: Position, max_records: int) -> ChunkRead:
+        return self.source.read(at, budget=self.budget.size, max_records=max_records)
 
     def stage(
         self,
         *,
         position: dict[str, int],
-        budget: int,
         max_records: int,
         on_error: str,
         max_errors: int,
@@ -90,7 +130,7 @@ class ImportSession:
         interrupted: Interrupt,
     ) -> dict[str, Any]:
         started = time.monotonic()
-        chunk = self.source.read(Position(**position), budget=budget, max_records=max_records)
+        chunk = self._read(Position(**position), max_records, interrupted)
         total = rejected + len(chunk.rejected)
         check_rejections(
             chunk.rejected,
@@ -99,7 +139,13 @@ class ImportSession:
             total=total,
             errors_at=f"GET /jobs/{self.job_id}/errors",
         )
-        parsed = time.monotonic()
+        read = time.monotonic()
+        if not chunk.at_end:  # read the next chunk while this one is written and committed
+            self._ahead = (
+                chunk.next,
+                max_records,
+                self._reading.submit(self._source_read, chunk.next, max_records),
+            )
         self.store.begin(interrupted)
         try:
             self.store.append(self.stage_table, chunk.table, interrupted)
@@ -110,6 +156,9 @@ class ImportSession:
         except BaseException:
             self.store.rollback()
             raise
+        written = time.monotonic()
+        size = chunk.next.offset - chunk.start.offset
+        self.budget.observe(size, written - started)
         return {
             "records": chunk.records,
             "rows": chunk.table.num_rows,
@@ -117,12 +166,13 @@ class ImportSession:
             "next": asdict(chunk.next),
             "at_end": chunk.at_end,
             "exact": chunk.exact,
-            "bytes": chunk.next.offset - chunk.start.offset,
-            "read_s": parsed - started,
-            "write_s": time.monotonic() - parsed,
+            "bytes": size,
+            "read_s": read - started,
+            "write_s": written - read,
         }
 
     def close(self) -> None:
+        self._reading.shutdown(wait=True, cancel_futures=True)
         self.file.close()
         self.store.close()
 

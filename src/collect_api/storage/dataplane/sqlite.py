@@ -17,7 +17,7 @@ from collect_api.storage.dataplane.base import Interrupted
 
 BUSY_TIMEOUT_S = 60.0
 # Rows per driver call: an interrupt waits for at most one such call.
-INGEST_ROWS = 32_768
+INGEST_ROWS = 16_384
 
 
 def _locked(exc: Exception) -> bool:

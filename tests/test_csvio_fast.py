@@ -1,0 +1,232 @@
+"""The fast path against the exact one: every case is read both ways, and the records, the
+positions after each chunk, the rejected records and the errors must be the same.
+
+``ChunkSource`` decides per chunk which reader to use; ``exact_only`` forces the exact reader
+(Python's csv module) for the reference. Cases cover csv-spectrum's files, the quoting cases
+where pyarrow's reader would differ silently, and generated files of nasty responses read in
+chunks of every size, from every chunk boundary.
+"""
+
+import csv
+import io
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from make_csv import write_responses_csv
+
+from collect_api.csvio import CsvProblem, Encoding, fast, read_header
+from collect_api.csvio.chunks import ChunkSource, Position
+
+UTF8 = Encoding("utf-8", "utf-8", 0)
+
+# (name, CSV text): csv-spectrum's cases and the quoting cases pyarrow reads differently.
+CASES = [
+    (
+        "comma_in_quotes",
+        'first,last,address,city,zip\r\nJohn,Doe,120 any st.,"Anytown, WW",08123\r\n',
+    ),
+    ("empty", 'a,b,c\r\n1,"",""\r\n2,3,4\r\n'),
+    ("empty_crlf", 'a,b,c\r\n1,"",""\r\n2,3,4\r\n'),
+    ("escaped_quotes", 'a,b\r\n1,"ha ""ha"" ha"\r\n3,4\r\n'),
+    ("json", 'key,val\r\n1,"{""type"": ""Point"", ""coordinates"": [102.0, 0.5]}"\r\n'),
+    ("newlines", 'a,b,c\r\n1,2,3\r\n"Once upon \r\na time",5,6\r\n7,8,9\r\n'),
+    ("newlines_lf", 'a,b,c\n1,2,3\n"Once upon \na time",5,6\n7,8,9\n'),
+    ("quotes_and_newlines", 'a,b\r\n1,"ha \r\n""ha"" \r\nha"\r\n3,4\r\n'),
+    ("simple", "a,b,c\r\n1,2,3\r\n"),
+    ("simple_lf", "a,b,c\n1,2,3\n"),
+    ("utf8", "a,b,c\r\n1,2,3\r\n4,5,ʤ\r\n"),
+    ("no_final_newline", "a,b\r\n1,2\r\n3,4"),
+    ("blank_lines", "a,b\r\n\r\n1,2\r\n\r\n\r\n3,4\r\n\r\n"),
+    ("text_after_closing_quote", 'a,b\r\n"ab"c,d\r\n'),
+    ("quote_after_spaces", 'a,b\r\n "x",y\r\n'),
+    ("space_after_closing_quote", 'a,b\r\n"p" ,q\r\n'),
+    ("backslash_before_quote", 'a,b\r\n"a\\"b",c\r\n'),
+    ("quote_inside_unquoted", 'a,b\r\nab"c,d\r\n'),
+    ("unterminated_quote", 'a,b\r\n1,"never closed\r\n2,3\r\n'),
+    ("ragged_short", "a,b,c\r\n1,2\r\n3,4,5\r\n"),
+    ("ragged_long", "a,b\r\n1,2,3\r\n4,5\r\n"),
+    ("line_of_spaces", "a,b\r\n1,2\r\n   \r\n3,4\r\n"),
+    ("bare_cr", "a,b\r\n1,2\r3,4\r\n"),
+    ("cr_in_quotes", 'a,b\r\n"x\ry",2\r\n'),
+    ("nul", "a,b\r\n1,\x002\r\n"),
+    ("doubled_at_edges", 'a,b\r\n"""",""""""\r\n"""a""",b\r\n'),
+]
+
+
+def exact_only(source: ChunkSource) -> ChunkSource:
+    source._fast = False
+    return source
+
+
+def read_everything(
+    path: Path,
+    *,
+    budget: int,
+    max_records: int,
+    fast_allowed: bool,
+    encoding: Encoding = UTF8,
+    delimiter: str = ",",
+) -> Any:
+    """Every chunk of ``path`` after its header: records, positions, rejections; or the
+    error that stopped the reading, as ``("error", line, record, column, code)``."""
+    try:
+        header = read_header(path, encoding=encoding, delimiter=delimiter)
+    except CsvProblem as exc:  # a bad byte near the start is found with the header
+        return ("error", exc.line, exc.record, exc.column, exc.code)
+    columns = header.columns
+    with open(path, "rb") as f:
+        source = ChunkSource(
+            f,
+            encoding=encoding,
+            delimiter=delimiter,
+            columns=columns,
+            max_field_bytes=1 << 20,
+            size=path.stat().st_size,
+        )
+        if not fast_allowed:
+            exact_only(source)
+        at = Position(header.offset, header.line, 0)
+        chunks = []
+        try:
+            while True:
+                chunk = source.read(at, budget=budget, max_records=max_records)
+                chunks.append(
+                    (
+                        [list(r.values()) for r in chunk.table.to_pylist()],
+                        chunk.records,
+                        chunk.rejected,
+                        chunk.next,
+                    )
+                )
+                at = chunk.next
+                if chunk.at_end:
+                    return chunks
+        except CsvProblem as exc:
+            return ("error", exc.line, exc.record, exc.column, exc.code)
+
+
+def flatten(result: Any) -> Any:
+    """The records, rejections and final position, whatever the chunk boundaries."""
+    if isinstance(result, tuple):
+        return result
+    rows = [row for chunk in result for row in chunk[0]]
+    rejected = [r for chunk in result for r in chunk[2]]
+    return rows, rejected, result[-1][3]
+
+
+@pytest.mark.parametrize(("name", "text"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("budget", [1, 7, 64, 1 << 20])
+def test_both_paths_read_every_case_alike(
+    tmp_path: Path, name: str, text: str, budget: int
+) -> None:
+    path = tmp_path / f"{name}.csv"
+    path.write_bytes(text.encode("utf-8"))
+    reference = read_everything(path, budget=budget, max_records=1000, fast_allowed=False)
+    found = read_everything(path, budget=budget, max_records=1000, fast_allowed=True)
+    assert flatten(found) == flatten(reference)
+    if not isinstance(reference, tuple):  # and chunk by chunk, the same positions
+        assert [c[3] for c in found][-1] == [c[3] for c in reference][-1]
+
+
+def test_invalid_utf8_past_the_header_block_fails_alike(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"  # the bad bytes past the block read with the header
+    path.write_bytes(b"a,b\r\n" + b"1,2\r\n" * 300_000 + b"3,\xff\xfe\r\n")
+    reference = read_everything(path, budget=1 << 18, max_records=10**6, fast_allowed=False)
+    found = read_everything(path, budget=1 << 18, max_records=10**6, fast_allowed=True)
+    assert found == reference == ("error", 300_002, None, None, "bad_encoding")
+
+
+@pytest.mark.parametrize("lineterminator", ["\r\n", "\n"])
+@pytest.mark.parametrize(("budget", "max_records"), [(300, 1000), (4096, 7), (1 << 20, 50)])
+def test_generated_responses_read_alike_in_chunks_of_every_size(
+    tmp_path: Path, lineterminator: str, budget: int, max_records: int
+) -> None:
+    path = tmp_path / "responses.csv"
+    write_responses_csv(path, 400, seed=3, lineterminator=lineterminator)
+    reference = read_everything(path, budget=budget, max_records=max_records, fast_allowed=False)
+    found = read_everything(path, budget=budget, max_records=max_records, fast_allowed=True)
+    assert flatten(found) == flatten(reference)
+    assert len(flatten(found)[0]) == 400
+    # Every chunk holds at most max_records records, and ends where the next begins.
+    for rows, records, _rejected, _next in found:
+        assert records <= max_records
+        assert len(rows) == records
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_other_delimiters_and_latin_1_read_alike(tmp_path: Path, delimiter: str) -> None:
+    rows = [[f"é{i}", f'"q{delimiter}{i}"', f"line\r\nbreak {i}", "", "plain"] for i in range(300)]
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows([list("abcde"), *rows])
+    for codec in ("utf-8", "latin-1"):
+        path = tmp_path / f"{codec}.csv"
+        path.write_bytes(out.getvalue().encode(codec))
+        encoding = Encoding(codec, codec, 0)
+        options = {"budget": 500, "max_records": 40, "encoding": encoding, "delimiter": delimiter}
+        reference = read_everything(path, fast_allowed=False, **options)
+        found = read_everything(path, fast_allowed=True, **options)
+        assert flatten(found) == flatten(reference)
+        assert flatten(found)[0] == rows
+
+
+def test_a_fast_chunk_is_read_by_pyarrow_and_resumes_anywhere(tmp_path: Path) -> None:
+    path = tmp_path / "responses.csv"
+    write_responses_csv(path, 2_000, seed=9)
+    header = read_header(path, encoding=UTF8)
+    with open(path, "rb") as f:
+        source = ChunkSource(
+            f,
+            encoding=UTF8,
+            delimiter=",",
+            columns=header.columns,
+            max_field_bytes=None,
+            size=path.stat().st_size,
+        )
+        first = source.read(
+            Position(header.offset, header.line, 0), budget=50_000, max_records=10**9
+        )
+        assert not first.exact  # these responses are plain enough for pyarrow
+        rest = source.read(first.next, budget=10**9, max_records=10**9)
+    with open(path, newline="", encoding="utf-8") as f:
+        expected = list(csv.reader(f))[1:]
+    got = [list(r.values()) for r in first.table.to_pylist() + rest.table.to_pylist()]
+    assert got == expected
+    # The line after the first chunk is the physical line where its next record starts.
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        for _ in range(first.records + 1):
+            next(reader)
+        assert first.next.line == reader.line_num + 1
+
+
+def test_record_boundaries_are_found_in_bytes_quote_aware() -> None:
+    data = b'a,"x\ny"\nb,c\n"d\n\ne",f\n'
+    assert fast.record_end_before(data, len(data)) == len(data)
+    assert fast.record_end_before(data, 5) is None  # the line feed there is inside quotes
+    assert fast.record_end_before(data, 9) == 8
+    assert fast.first_record_end(data) == 8
+    assert fast.cut_chunk(data, budget=100, max_records=1, at_end=True) == 8
+    # Line feeds bound the records from above: a cut holds no more of them than allowed,
+    # and always ends at a record boundary.
+    for most in (2, 3, 4):
+        end = fast.cut_chunk(data, budget=100, max_records=most, at_end=True)
+        assert end in (8, 12, 21) and data.count(b"\n", 0, end) <= most
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_encoded_csv_is_what_csv_writer_writes(seed: int) -> None:
+    rng = random.Random(seed)
+    alphabet = ["a", "b", " ", ",", '"', "\r", "\n", "é", "日", ";", ""]
+    width = rng.randrange(1, 5)
+    rows = [
+        ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 6))) for _ in range(width)]
+        for _ in range(200)
+    ]
+    for delimiter in (",", ";", "\t", "|"):
+        expected = io.StringIO()
+        csv.writer(expected, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+        table = fast.rows_table(rows, width)
+        encoded = fast.encode_csv(table, delimiter=delimiter).to_pybytes()
+        assert encoded == expected.getvalue().encode("utf-8"), delimiter

@@ -1,0 +1,218 @@
+"""The data plane's worker processes on a real SQLite file: chunks staged and committed with
+their checkpoint, interrupts that roll a chunk back between statements, a worker that dies.
+
+The test process reads the file with Python's sqlite3 and the worker writes it with its own
+SQLite (adbc-driver-sqlite), each in its own process, as in the service.
+"""
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from make_csv import responses, write_responses_csv
+
+from collect_api.storage.dataplane import DataPlane, WorkerDied, WorkerInterrupted
+from collect_api.storage.dataplane.process import Worker
+
+COLUMNS = 8
+
+
+def make_database(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        names = ", ".join(f"c{i} TEXT" for i in range(COLUMNS))
+        conn.execute(f"CREATE TABLE stage_x (_row INTEGER PRIMARY KEY, {names})")
+        conn.execute(
+            "CREATE TABLE job_rejection (id INTEGER PRIMARY KEY, job_id TEXT, line INT, "
+            'record INT, "column" TEXT, reason TEXT, raw TEXT)'
+        )
+        conn.execute("CREATE TABLE job (id TEXT PRIMARY KEY, checkpoint TEXT, open INT)")
+        conn.execute("INSERT INTO job VALUES ('j', NULL, 1)")
+
+
+CHECKPOINT = "UPDATE job SET checkpoint = ? WHERE id = 'j' AND open = 1 RETURNING id"
+
+
+def count(db: Path, sql: str) -> Any:
+    with sqlite3.connect(db, timeout=5) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+@pytest.fixture
+def upload(tmp_path: Path) -> Path:
+    path = tmp_path / "responses.csv"
+    write_responses_csv(path, 20_000, seed=21)
+    return path
+
+
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[DataPlane]:
+    db = tmp_path / "collect.db"
+    make_database(db)
+    plane = DataPlane(f"sqlite+aiosqlite:///{db}", workers=1)
+    try:
+        yield plane
+    finally:
+        await plane.close()
+
+
+def session_options(upload: Path) -> dict[str, Any]:
+    header_end = upload.read_bytes().index(b"\n") + 1
+    return {
+        "options": {
+            "upload": str(upload),
+            "stage_table": "stage_x",
+            "rejection_table": "job_rejection",
+            "job_id": "j",
+            "encoding": ("utf-8", "utf-8"),
+            "delimiter": ",",
+            "columns": [f"h{i}" for i in range(COLUMNS)],
+            "max_field_bytes": 1 << 20,
+        },
+        "start": {"offset": header_end, "line": 2, "records": 0},
+    }
+
+
+STAGE = {"on_error": "abort", "max_errors": 0, "rejected": 0}
+
+
+async def test_chunks_commit_with_their_checkpoint_and_read_everything_once(
+    plane: DataPlane, upload: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "collect.db"
+    setup = session_options(upload)
+    position = setup["start"]
+    chunks = 0
+    async with plane.import_session(**setup["options"]) as feed:
+        while True:
+            staged = await feed.stage(position=position, max_records=3_000, **STAGE)
+            assert staged["records"] <= 3_000
+            assert await feed.commit(CHECKPOINT, [str(staged["next"])])
+            chunks += 1
+            position = staged["next"]
+            assert count(db, "SELECT count(*) FROM stage_x") == position["records"]
+            if staged["at_end"]:
+                break
+    assert chunks >= 7
+    with sqlite3.connect(db) as conn:
+        rows = [list(r) for r in conn.execute("SELECT * FROM stage_x ORDER BY _row")]
+    assert [r[1:] for r in rows] == list(responses(20_000, seed=21))
+
+
+async def test_a_checkpoint_that_applies_to_no_row_commits_nothing(
+    plane: DataPlane, upload: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "collect.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE job SET open = 0")  # as a claim lost or a control request waiting
+    setup = session_options(upload)
+    async with plane.import_session(**setup["options"]) as feed:
+        await feed.stage(position=setup["start"], max_records=5_000, **STAGE)
+        assert not await feed.commit(CHECKPOINT, ["x"])
+    assert count(db, "SELECT count(*) FROM stage_x") == 0
+    assert count(db, "SELECT checkpoint FROM job") is None
+
+
+async def import_all(feed: Any, start: dict[str, int]) -> None:
+    """Stage and commit every chunk, each with its position as the checkpoint."""
+    position = start
+    while True:
+        staged = await feed.stage(position=position, max_records=20_000, **STAGE)
+        try:
+            applied = await feed.commit(CHECKPOINT, [str(staged["next"]["records"])])
+        except BaseException:
+            await feed.rollback()
+            raise
+        assert applied
+        position = staged["next"]
+        if staged["at_end"]:
+            return
+
+
+def consistent(db: Path) -> int:
+    """The rows staged are exactly those the committed checkpoint covers; how many."""
+    with sqlite3.connect(db, timeout=1) as conn:
+        conn.execute("BEGIN IMMEDIATE")  # and another writer gets the lock at once
+        staged = conn.execute("SELECT count(*) FROM stage_x").fetchone()[0]
+        checkpoint = conn.execute("SELECT checkpoint FROM job").fetchone()[0]
+        conn.execute("ROLLBACK")
+        conn.execute("DELETE FROM stage_x")
+        conn.execute("UPDATE job SET checkpoint = NULL")
+    assert staged == int(checkpoint or 0)
+    return int(staged)
+
+
+async def test_interrupts_at_random_moments_roll_back_the_chunk_in_flight(
+    plane: DataPlane, upload: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "collect.db"
+    rng = random.Random(8)
+    setup = session_options(upload)
+    stopped_midway = 0
+    for _ in range(50):
+        async with plane.import_session(**setup["options"]) as feed:
+            task = asyncio.ensure_future(import_all(feed, setup["start"]))
+            await asyncio.sleep(rng.random() * 0.06)
+            feed.interrupt()
+            with contextlib.suppress(WorkerInterrupted):
+                await task
+        staged = consistent(db)
+        stopped_midway += staged < 20_000
+    assert stopped_midway >= 10
+
+
+async def test_a_cancelled_call_waits_for_the_worker_and_rolls_back(
+    plane: DataPlane, upload: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "collect.db"
+    rng = random.Random(9)
+    setup = session_options(upload)
+    stopped_midway = 0
+    for _ in range(30):
+        async with plane.import_session(**setup["options"]) as feed:
+            task = asyncio.ensure_future(import_all(feed, setup["start"]))
+            await asyncio.sleep(rng.random() * 0.2)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        stopped_midway += consistent(db) < 20_000
+    assert stopped_midway >= 5
+
+
+async def test_a_worker_that_dies_is_reported_and_replaced(plane: DataPlane, upload: Path) -> None:
+    setup = session_options(upload)
+    with pytest.raises(WorkerDied):
+        async with plane.import_session(**setup["options"]) as feed:
+            worker: Worker = feed._worker
+            os.kill(worker._proc.pid, signal.SIGKILL)
+            await feed.stage(position=setup["start"], max_records=1_000, **STAGE)
+    async with plane.import_session(**setup["options"]) as feed:  # a new worker serves
+        staged = await feed.stage(position=setup["start"], max_records=1_000, **STAGE)
+        assert 0 < staged["records"] <= 1_000
+        await feed.rollback()
+
+
+async def test_a_bad_record_is_reported_with_its_line(plane: DataPlane, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"a,b\r\n1,2\r\n3,4,5\r\n6,7\r\n")
+    options = {
+        **session_options(bad)["options"],
+        "columns": ["a", "b"],
+        "stage_table": "stage_x",
+    }
+    from collect_api.storage.dataplane import RemoteError
+
+    async with plane.import_session(**options) as feed:
+        with pytest.raises(RemoteError) as raised:
+            await feed.stage(
+                position={"offset": 5, "line": 2, "records": 0}, max_records=100, **STAGE
+            )
+    assert raised.value.kind == "CsvProblem"
+    assert raised.value.details["line"] == 3 and raised.value.details["code"] == "bad_record"
