@@ -26,13 +26,27 @@ def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error", envvar="COLLECT_LOG_LEVEL")
+    ] = "info",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            help="text for people, json for one JSON object a line", envvar="COLLECT_LOG_FORMAT"
+        ),
+    ] = "text",
 ) -> None:
     """Run the service (settings from COLLECT_* environment variables)."""
     import uvicorn
 
+    from collect_api import logs
     from collect_api.access import Access, BadKeys
     from collect_api.settings import Settings
+
+    if log_format not in logs.FORMATS:
+        raise typer.BadParameter(f"use one of {', '.join(logs.FORMATS)}", param_hint="--log-format")
+    if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
 
     settings = Settings()
     try:
@@ -54,7 +68,8 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level=log_level,
+        log_level=log_level.lower(),
+        log_config=logs.config(level=log_level.lower(), log_format=log_format),
         timeout_graceful_shutdown=30,
     )
 

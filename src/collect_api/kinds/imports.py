@@ -7,6 +7,8 @@ seeks to ``offset`` and reads nothing twice. The staged rows become the dataset'
 transaction that marks the job completed.
 """
 
+import logging
+import time
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,6 +36,7 @@ from collect_api.storage import datasets
 from collect_api.storage.dataplane import DataPlane, RemoteError, WorkerDied
 from collect_api.storage.uploads import Upload
 
+log = logging.getLogger("collect.imports")
 Checkpoint = dict[str, Any]
 MODES = ("create", "append", "replace")
 
@@ -127,6 +130,8 @@ class ImportKind:
                 max_field_bytes=self.settings.max_field_bytes,
             ) as feed:
                 at_end = cp["offset"] >= size
+                spent = {"chunks": 0, "read": 0.0, "write": 0.0, "commit": 0.0}
+                started, records_before = time.monotonic(), cp["records"]
                 while not at_end:
                     before = cp
 
@@ -150,17 +155,33 @@ class ImportKind:
                                 after, size=size, rate=ctx.rate(after["records"])
                             ),
                         )
+                        committing = time.monotonic()
                         try:
                             raise_if_interrupted()
                             applied = await feed.commit(*statement)
                         except BaseException:
                             await feed.rollback()
                             raise
+                        spent["chunks"] += 1
+                        spent["read"] += staged["read_s"]
+                        spent["write"] += staged["write_s"]
+                        spent["commit"] += time.monotonic() - committing
                         return after, applied, staged["at_end"]
 
                     cp, applied, at_end = await ctx.step(chunk, interrupt=feed.interrupt)
                     if not applied:
                         await ctx.refused()
+                log.info(
+                    "job %s read %d records in %d chunks in %.2f s: reading %.2f s, writing "
+                    "%.2f s, committing %.2f s",
+                    job.id,
+                    cp["records"] - records_before,
+                    spent["chunks"],
+                    time.monotonic() - started,
+                    spent["read"],
+                    spent["write"],
+                    spent["commit"],
+                )
         except RemoteError as exc:
             raise remote_failure(exc) from None
         except WorkerDied as exc:
