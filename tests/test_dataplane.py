@@ -120,12 +120,28 @@ async def test_a_checkpoint_that_applies_to_no_row_commits_nothing(
     assert count(db, "SELECT checkpoint FROM job") is None
 
 
-async def import_all(feed: Any, start: dict[str, int]) -> None:
+class Stop:
+    """A stop request as the engine makes one: the worker stops the request in flight at its
+    next statement, and the caller checks between its requests, so that one arriving while
+    no request is in flight, or during a request's last statement, is not lost."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def check(self) -> None:
+        if self.requested:
+            raise WorkerInterrupted("stopped between requests")
+
+
+async def import_all(feed: Any, start: dict[str, int], stop: Stop | None = None) -> None:
     """Stage and commit every chunk, each with its position as the checkpoint."""
+    stop = stop or Stop()
     position = start
     while True:
+        stop.check()
         staged = await feed.stage(position=position, max_records=20_000, **STAGE)
         try:
+            stop.check()
             applied = await feed.commit(CHECKPOINT, [str(staged["next"]["records"])])
         except BaseException:
             await feed.rollback()
@@ -149,23 +165,83 @@ def consistent(db: Path) -> int:
     return int(staged)
 
 
+async def full_import_seconds(plane: DataPlane, db: Path, setup: dict[str, Any]) -> float:
+    """How long one whole import takes on this machine now: the interrupts below land at
+    random moments within it, whatever the machine's speed or load."""
+    loop = asyncio.get_running_loop()
+    times = []
+    for _ in range(2):  # the first also starts the worker
+        started = loop.time()
+        async with plane.import_session(**setup["options"]) as feed:
+            await import_all(feed, setup["start"])
+        times.append(loop.time() - started)
+        assert consistent(db) == 20_000
+    return min(times)
+
+
 async def test_interrupts_at_random_moments_roll_back_the_chunk_in_flight(
     plane: DataPlane, upload: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "collect.db"
     rng = random.Random(8)
     setup = session_options(upload)
+    span = await full_import_seconds(plane, db, setup)
     stopped_midway = 0
     for _ in range(50):
         async with plane.import_session(**setup["options"]) as feed:
-            task = asyncio.ensure_future(import_all(feed, setup["start"]))
-            await asyncio.sleep(rng.random() * 0.06)
+            stop = Stop()
+            task = asyncio.ensure_future(import_all(feed, setup["start"], stop))
+            await asyncio.sleep(rng.random() * span * 1.2)
+            stop.requested = True
             feed.interrupt()
             with contextlib.suppress(WorkerInterrupted):
                 await task
         staged = consistent(db)
         stopped_midway += staged < 20_000
-    assert stopped_midway >= 10
+    assert stopped_midway >= 15  # of 50: about 40 expected
+
+
+async def test_an_interrupt_stops_the_request_in_flight_in_the_worker(
+    plane: DataPlane, upload: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "collect.db"
+    setup = session_options(upload)
+    holder = sqlite3.connect(db, timeout=1, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the worker's chunk waits for the write lock
+    try:
+        async with plane.import_session(**setup["options"]) as feed:
+            task = asyncio.ensure_future(
+                feed.stage(position=setup["start"], max_records=5_000, **STAGE)
+            )
+            await asyncio.sleep(0.3)
+            assert not task.done()
+            feed.interrupt()
+            with pytest.raises(WorkerInterrupted) as stopped:
+                await asyncio.wait_for(task, 5)
+            assert str(stopped.value) == "import_stage"  # raised by the worker
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert consistent(db) == 0
+
+
+async def test_a_worker_connects_while_another_connection_holds_the_file_a_moment(
+    plane: DataPlane, upload: Path, tmp_path: Path
+) -> None:
+    """As while the server checkpoints the WAL: the worker's first statements wait."""
+    db = tmp_path / "collect.db"
+    setup = session_options(upload)
+    async with plane.import_session(**setup["options"]):
+        pass  # the worker has started
+    holder = sqlite3.connect(db, timeout=1, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM stage_x")
+    asyncio.get_running_loop().call_later(0.3, holder.close)  # and rolls back
+    async with plane.import_session(**setup["options"]) as feed:
+        staged = await feed.stage(position=setup["start"], max_records=1_000, **STAGE)
+        assert await feed.commit(CHECKPOINT, [str(staged["records"])])
+    assert consistent(db) == staged["records"] > 0
 
 
 async def test_a_cancelled_call_waits_for_the_worker_and_rolls_back(
@@ -174,16 +250,17 @@ async def test_a_cancelled_call_waits_for_the_worker_and_rolls_back(
     db = tmp_path / "collect.db"
     rng = random.Random(9)
     setup = session_options(upload)
+    span = await full_import_seconds(plane, db, setup)
     stopped_midway = 0
     for _ in range(30):
         async with plane.import_session(**setup["options"]) as feed:
             task = asyncio.ensure_future(import_all(feed, setup["start"]))
-            await asyncio.sleep(rng.random() * 0.2)
+            await asyncio.sleep(rng.random() * span * 1.2)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         stopped_midway += consistent(db) < 20_000
-    assert stopped_midway >= 5
+    assert stopped_midway >= 8  # of 30: about 25 expected
 
 
 async def test_a_worker_that_dies_is_reported_and_replaced(plane: DataPlane, upload: Path) -> None:

@@ -35,7 +35,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.RUNNING: frozenset({S.PAUSING, S.PAUSED, S.TERMINATING, S.COMPLETED, S.FAILED, S.QUEUED}),
     # pausing → running: resumed before it reached its safe point.
     S.PAUSING: frozenset({S.PAUSED, S.RUNNING, S.TERMINATING, S.COMPLETED, S.FAILED, S.QUEUED}),
-    S.PAUSED: frozenset({S.QUEUED, S.TERMINATING}),
+    # paused → running: resumed in the process where the job waits parked, with a slot free.
+    S.PAUSED: frozenset({S.QUEUED, S.RUNNING, S.TERMINATING}),
     S.TERMINATING: frozenset({S.TERMINATED, S.FAILED}),
 }
 

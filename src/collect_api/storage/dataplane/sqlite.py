@@ -30,13 +30,23 @@ class SqliteStore:
     def __init__(self, path: str) -> None:
         self._conn = adbc_sqlite.connect(path, autocommit=True)
         self._cursor = self._conn.cursor()
+        self._cursor.execute("PRAGMA busy_timeout=5")
+        # A connection's first statement reads the WAL's index, which is busy for a moment
+        # while another connection checkpoints or recovers it: asked again, as for BEGIN.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
         for pragma in (
-            "PRAGMA busy_timeout=5",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA secure_delete=FAST",
         ):
-            self._cursor.execute(pragma)
+            while True:
+                try:
+                    self._cursor.execute(pragma)
+                    break
+                except Exception as exc:
+                    if not _locked(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.001)
         self.in_transaction = False
 
     def begin(self, interrupted: Callable[[], bool]) -> None:
