@@ -1,5 +1,6 @@
 """The supervisor's lifecycle: a clean shutdown interrupts jobs safely, a start resumes them."""
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -69,3 +70,32 @@ async def test_terminate_cancels_the_job_at_its_next_await(
     history = (await client.get(f"/jobs/{job['id']}/history")).json()["items"]
     assert [h["to_state"] for h in history][-2:] == ["terminating", "terminated"]
     assert (await client.get("/datasets/cancelled")).status_code == 404
+
+
+async def test_the_wal_is_checkpointed_once_no_job_runs_and_not_by_a_chunk(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.csv"
+    write_responses_csv(source, 60_000, seed=11)  # about 6 MB: past the 4 MiB threshold
+    db = tmp_path / "collect.db"
+    settings = make_settings(tmp_path, chunk_rows=1_000)
+    async with app_client(settings) as client:
+        job = await start_import(client, source, "checkpointed")
+        await wait_progress(client, job["id"], 30_000)
+        # While it runs, its chunks' commits leave their pages in the WAL: none copies them.
+        assert db.stat().st_size < 1024**2
+        paused = (await client.post(f"/jobs/{job['id']}/pause")).json()
+        assert paused["state"] == "paused"
+        # The chunks' commits left their pages in the WAL; a paused job does not run, so the
+        # supervisor copies them into the database file within a few of its passes.
+        grown = (tmp_path / "collect.db-wal").stat().st_size
+        assert grown > 4 * 1024**2
+        for _ in range(100):
+            if db.stat().st_size > grown // 2:
+                break
+            await asyncio.sleep(0.1)
+        assert db.stat().st_size > grown // 2
+        await client.post(f"/jobs/{job['id']}/resume")
+        done = await wait_for(client, job["id"], {"completed"})
+        assert done["result"]["rows_imported"] == 60_000
+        assert (await dataset_rows(client, "checkpointed"))[1] == list(responses(60_000, seed=11))

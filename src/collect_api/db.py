@@ -153,6 +153,10 @@ def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=FAST")
         cursor.execute("PRAGMA cache_size=-65536")
+        # The WAL is copied into the database file by the supervisor's checkpoints, off the
+        # path of any request or chunk (``Database.checkpoint``), not by whichever commit
+        # happens to pass SQLite's threshold.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -258,6 +262,26 @@ class Database:
         except OSError:  # no room for it now; try again later
             self.reserve.unlink(missing_ok=True)
 
+    def wal_bytes(self) -> int:
+        """How large the database's write-ahead log is now (0 if there is none)."""
+        if self.directory is None:
+            return 0
+        try:
+            return (self.directory / f"{self.file_name}-wal").stat().st_size
+        except OSError:
+            return 0
+
+    async def checkpoint(self, mode: str = "PASSIVE") -> bool:
+        """Copy the WAL's committed pages into the database file (``PASSIVE``: without
+        waiting for, or blocking, any reader or writer). True if every page was copied."""
+        async with self.writer.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            async with driver.execute(f"PRAGMA wal_checkpoint({mode})") as cursor:
+                busy, log_pages, moved = await cursor.fetchone()
+        return not busy and moved == log_pages
+
     async def recover_room(self, reserve: int) -> bool:
         """After the disk was full: checkpoint the WAL into the database file and truncate it,
         so that writes that failed for want of room succeed again. True once it worked.
@@ -277,15 +301,9 @@ class Database:
         except OSError:
             return False
         try:
-            async with self.writer.connect() as conn:
-                raw = await conn.get_raw_connection()
-                driver = raw.driver_connection
-                assert driver is not None
-                async with driver.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-                    busy, _log, _moved = await cursor.fetchone()
+            if not await self.checkpoint("TRUNCATE"):
+                return False
         except Exception:
-            return False
-        if busy:
             return False
         self.disk_full = False
         return True

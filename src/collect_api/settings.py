@@ -15,7 +15,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     max_running_jobs: int = Field(default=2, ge=1)
     max_upload_bytes: int = Field(default=10 * 1024**3, ge=1)
-    chunk_rows: int = Field(default=5000, ge=1)
+    # The most records in one chunk; chunks also stop at about a quarter second of work.
+    chunk_rows: int = Field(default=100_000, ge=1)
     max_field_bytes: int = Field(default=1024**2, ge=1)
     max_columns: int = Field(default=1000, ge=1)
     # How long a control request (pause, terminate) waits for the job to reach a safe point
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     # Disk kept free beside the database (a reserve file), given back when the disk fills up
     # so that a failing job can still record its end and roll its writes back.
     disk_reserve_bytes: int = Field(default=64 * 1024**2, ge=0)
+    # The WAL is copied into the database file whenever no job runs in this process; while
+    # jobs run, only once it has grown past this many bytes.
+    checkpoint_wal_bytes: int = Field(default=512 * 1024**2, ge=0)
     # How often finished jobs' leftover files are looked for.
     housekeeping_interval_s: float = Field(default=60.0, gt=0)
     # This host's name in job claims. Processes that share it (one host) see at once that a

@@ -1,5 +1,6 @@
 """``POST /imports``: upload a CSV and queue its import."""
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -17,9 +18,9 @@ from collect_api.api.docs import (
     refusal,
 )
 from collect_api.api.schemas import JobPublic
-from collect_api.api.uploads import accept_csv_job, csv_form
+from collect_api.api.uploads import EarlyStart, accept_csv_job, csv_form
 from collect_api.jobs.models import Job
-from collect_api.kinds.imports import submit_import
+from collect_api.kinds.imports import EarlyImport, submit_import
 from collect_api.storage.uploads import Upload
 
 router = APIRouter(tags=["imports"])
@@ -31,6 +32,10 @@ Uploads a CSV file of records and queues a job that loads it into the dataset na
 `dataset`. The answer comes as soon as the file is stored: **202** with the job, and its URL in
 `Location`. Follow it with `GET /jobs/{id}/events`, or steer it with `POST /jobs/{id}/pause`,
 `/resume` and `/terminate`.
+
+When the form fields come before the file (as `curl -F dataset=... -F file=@...` and the
+`collect` client send them), the import begins while the file still arrives: the job's
+`progress` may already count records when it is answered.
 
 The rows become visible in the dataset only when the job completes; a failed or terminated
 import leaves the dataset exactly as it was. With `on_error=skip`, bad records are set aside
@@ -105,14 +110,24 @@ dataset name such as `responses`.
 async def create_import(
     request: Request, response: Response, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
-    async def submit(job_id: str, upload: Upload) -> Job:
+    async def submit(job_id: str, upload: Upload, early: EarlyStart | None) -> Job:
         return await submit_import(
             db=services.db,
             settings=services.settings,
             tenant=tenant,
             job_id=job_id,
             upload=upload,
+            early=early if isinstance(early, EarlyImport) else None,
+        )
+
+    def early_start(job_id: str, path: Path) -> EarlyImport:
+        return EarlyImport(
+            db=services.db,
+            settings=services.settings,
+            dataplane=services.dataplane,
+            job_id=job_id,
+            path=path,
         )
 
     services.dataplane.warm()  # its worker starts while the upload arrives
-    return await accept_csv_job(request, response, services, submit)
+    return await accept_csv_job(request, response, services, submit, early_start=early_start)

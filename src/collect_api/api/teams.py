@@ -26,7 +26,7 @@ from collect_api.api.docs import (
     refusal,
 )
 from collect_api.api.schemas import JobPublic
-from collect_api.api.uploads import accept_csv_job, csv_form
+from collect_api.api.uploads import EarlyStart, accept_csv_job, csv_form
 from collect_api.errors import NotFound, Unprocessable
 from collect_api.jobs.models import Job
 from collect_api.kinds.teams import submit_teams
@@ -99,7 +99,7 @@ To try it here: choose `sample_data/teams.csv` of the repository as `file`.
 async def create_teams_import(
     request: Request, response: Response, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
-    async def submit(job_id: str, upload: Upload) -> Job:
+    async def submit(job_id: str, upload: Upload, _early: EarlyStart | None) -> Job:
         return await submit_teams(
             db=services.db,
             settings=services.settings,

@@ -1,12 +1,13 @@
 """Receiving a CSV upload for a job: shared by ``POST /imports`` and ``POST /teams/imports``."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from fastapi import Request, Response
 
 from collect_api.api.deps import Services
-from collect_api.db import is_disk_full, room_on_disk
+from collect_api.db import is_disk_full, room_on_disk, shielded
 from collect_api.errors import InsufficientStorage, PayloadTooLarge, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.models import Job, new_job_id
@@ -19,7 +20,21 @@ from collect_api.storage.uploads import (
     receive_upload,
 )
 
-Submit = Callable[[str, Upload], Awaitable[Job]]
+
+class EarlyStart(Protocol):
+    """Work on an upload begun while it still arrives (``kinds.imports.EarlyImport``)."""
+
+    def file_started(self, upload: Upload) -> None: ...
+
+    def received(self, size: int) -> None: ...
+
+    async def stop(self, *, failed: bool) -> None: ...
+
+    async def discard(self) -> None: ...
+
+
+# The job's submission: its id, the upload received, and the early start if there was one.
+Submit = Callable[[str, Upload, EarlyStart | None], Awaitable[Job]]
 
 
 def csv_form(file: str, **fields: dict[str, Any]) -> dict[str, Any]:
@@ -70,20 +85,54 @@ def csv_form(file: str, **fields: dict[str, Any]) -> dict[str, Any]:
 
 
 async def accept_csv_job(
-    request: Request, response: Response, services: Services, submit: Submit
+    request: Request,
+    response: Response,
+    services: Services,
+    submit: Submit,
+    *,
+    early_start: Callable[[str, Path], EarlyStart] | None = None,
 ) -> dict[str, Any]:
     """Stream the upload to its file, let ``submit`` validate it and queue the job (removing
-    the file if it refuses), and answer 202 with the job and its ``Location``."""
+    the file if it refuses), and answer 202 with the job and its ``Location``.
+
+    With ``early_start``, the job's work may begin while the upload still arrives; what it
+    did is dropped unless the job is submitted."""
     settings = services.settings
     job_id = new_job_id()
     path = upload_path(settings, job_id)
+    early = early_start(job_id, path) if early_start is not None else None
+    submitted = False
+    try:
+        job = await _receive_and_submit(request, services, submit, job_id, path, early)
+        submitted = True
+    finally:
+        if early is not None and not submitted:
+            await shielded(early.discard)
+    services.supervisor.wake()
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return store.job_document(job)
+
+
+async def _receive_and_submit(
+    request: Request,
+    services: Services,
+    submit: Submit,
+    job_id: str,
+    path: Path,
+    early: EarlyStart | None,
+) -> Job:
+    settings = services.settings
+    received = False
     try:
         upload = await receive_upload(
             request.stream(),
             content_type=request.headers.get("content-type", ""),
             dest=path,
             max_bytes=settings.max_upload_bytes,
+            on_file=early.file_started if early is not None else None,
+            on_written=early.received if early is not None else None,
         )
+        received = True
     except UploadTooLarge as exc:
         raise PayloadTooLarge(
             f"the file is larger than the {exc.limit}-byte upload limit "
@@ -98,11 +147,11 @@ async def accept_csv_job(
             f"The upload does not fit: {room_on_disk(path.parent)} is full. Nothing was "
             "kept; free some space, or send a smaller file."
         ) from None
+    finally:
+        if early is not None:
+            await early.stop(failed=not received)
     try:
-        job = await submit(job_id, upload)
+        return await submit(job_id, upload, early)
     except BaseException:
         await discard_file(path)
         raise
-    services.supervisor.wake()
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return store.job_document(job)

@@ -126,16 +126,32 @@ class ChunkSource:
                 return chunk
         return self._read_exact(at, budget=budget, max_records=max_records)
 
-    def _read_fast(self, at: Position, *, budget: int, max_records: int) -> ChunkRead | None:
+    def read_received(
+        self, at: Position, *, upto: int, budget: int, max_records: int
+    ) -> ChunkRead | None:
+        """The chunk at ``at`` of a file still arriving, of which the first ``upto`` bytes
+        are written: whole records before ``upto`` only, read by the fast path. None if it
+        has not one whole record there yet, or if the chunk needs the exact reader (which
+        reads on to the end of the file): the rest is read once the file is whole."""
+        if not self._fast:
+            return None
+        return self._read_fast(at, budget=budget, max_records=max_records, upto=upto)
+
+    def _read_fast(
+        self, at: Position, *, budget: int, max_records: int, upto: int | None = None
+    ) -> ChunkRead | None:
+        size = self._size if upto is None else upto
         want = max(budget, 1 << 16)
         if at.records > 0:  # no more than max_records of records as long as those so far
             average = at.offset / at.records
             want = min(want, int(average * max_records * 1.25) + (1 << 16))
         while True:
-            data = os.pread(self._file.fileno(), want, at.offset)
-            at_end = at.offset + len(data) >= self._size
+            data = os.pread(self._file.fileno(), min(want, max(0, size - at.offset)), at.offset)
+            reached = at.offset + len(data) >= size
+            # The end of what has arrived is not a record's end: only of the whole file.
+            at_end = reached and upto is None
             end = fast.cut_chunk(data, budget=budget, max_records=max_records, at_end=at_end)
-            if end is not None or at_end:
+            if end is not None or reached:
                 break
             want *= 4  # one record is longer than what was read: read more
         if end is None:
@@ -152,7 +168,7 @@ class ChunkSource:
         )
         if table is None:
             return None
-        ends_file = at.offset + end >= self._size
+        ends_file = upto is None and at.offset + end >= self._size
         # The physical lines: a last line with no line end counts too, as for csv.reader.
         lines = data.count(b"\n") + (1 if ends_file and data and not data.endswith(b"\n") else 0)
         return ChunkRead(

@@ -125,6 +125,7 @@ async def insert_job(
     params: dict[str, Any],
     progress: dict[str, Any],
     actor: str,
+    checkpoint: dict[str, Any] | None = None,
 ) -> Job:
     rev = await next_rev(conn)
     now = utcnow()
@@ -135,6 +136,7 @@ async def insert_job(
         state=JobState.QUEUED,
         params=params,
         progress=progress,
+        checkpoint=checkpoint,
         queue_seq=rev,
         rev=rev,
         created_at=now,

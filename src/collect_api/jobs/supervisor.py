@@ -9,10 +9,11 @@ State machine (``models.TRANSITIONS`` is the one table of allowed moves)::
 
 Invariants:
 
-- Only this module calls ``create_task``. Its tasks are the scheduler loop, the broker's
-  poll loop, the housekeeping loop, one task per job this process runs (``_running``: job
-  id → task), and the settle tasks that write a job's final state (``_settling``).
-  ``close()`` cancels and awaits every one of them.
+- Only this module starts long-lived tasks. They are the scheduler loop, the broker's poll
+  loop, the housekeeping loop, the WAL checkpoint loop, one task per job this process runs
+  (``_running``: job id → task), and the settle tasks that write a job's final state
+  (``_settling``). ``close()`` cancels and awaits every one of them. (An upload's early
+  import, ``kinds.imports.EarlyImport``, is owned and awaited by its request.)
 - A job runs in at most one process: a process claims it by moving it ``queued → running``
   with its owner id and a lease, in one ``BEGIN IMMEDIATE`` transaction, and every chunk
   re-checks the claim. At most ``max_running_jobs`` jobs are ``running`` or ``pausing``
@@ -68,6 +69,10 @@ SYSTEM = "system"
 SAFE_STOP_S = 10.0
 # A loop pass or a job's end that failed is tried again after a delay that doubles up to this.
 RETRY_MAX_S = 10.0
+# How often the WAL's size is looked at, and the size below which it is left alone (SQLite's
+# own threshold: 1000 pages of 4 KiB).
+CHECKPOINT_INTERVAL_S = 0.5
+CHECKPOINT_IDLE_BYTES = 4 * 1024**2
 # How often a process looks for jobs whose process died.
 RECOVERY_INTERVAL_S = 1.0
 DISK_FULL = {
@@ -128,6 +133,7 @@ class Supervisor:
             asyncio.create_task(self._schedule_forever(), name="collect-scheduler"),
             asyncio.create_task(self._poll_forever(), name="collect-broker"),
             asyncio.create_task(self._housekeep_forever(), name="collect-housekeeping"),
+            asyncio.create_task(self._checkpoint_forever(), name="collect-checkpoints"),
         ]
 
     async def close(self, grace_s: float = 30.0) -> None:
@@ -231,6 +237,24 @@ class Supervisor:
             # While the disk is full, look for room again every second.
             interval = self.settings.housekeeping_interval_s
             await asyncio.sleep(min(interval, 1.0) if self.db.disk_full else interval)
+
+    async def _checkpoint_forever(self) -> None:
+        """Copy the WAL into the database file while no job runs here, or once it has grown
+        past ``checkpoint_wal_bytes`` even while jobs run: a chunk's commit never waits for a
+        checkpoint, and a long import pays for one only on a very large WAL."""
+        failures = 0
+        while True:
+            await asyncio.sleep(self._delay(failures) if failures else CHECKPOINT_INTERVAL_S)
+            wal = self.db.wal_bytes()
+            if wal < CHECKPOINT_IDLE_BYTES or self.db.disk_full:
+                continue
+            if self._running and wal < self.settings.checkpoint_wal_bytes:
+                continue
+
+            async def checkpoint() -> None:
+                await self.db.checkpoint()
+
+            failures = await self._pass("WAL checkpoint", checkpoint, failures)
 
     async def _pass(self, what: str, work: Callable[[], Awaitable[None]], failures: int) -> int:
         """One pass of a loop, shielded, so that ``close()`` never cancels a driver call; the

@@ -46,6 +46,9 @@ from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.uploads import Upload
 
 ON_ERROR = ("abort", "skip")
+# The most records in a chunk read here, in the server's process, where every record is
+# checked in Python (teams); the data plane sizes its own chunks by time.
+IN_PROCESS_CHUNK_ROWS = 5_000
 
 
 def upload_path(settings: Settings, job_id: str) -> Path:
@@ -272,7 +275,12 @@ async def read_chunks(
         )
         while True:
             chunk = await asyncio.to_thread(
-                _read_chunk, reader, settings.chunk_rows, width, p["delimiter"], with_lines
+                _read_chunk,
+                reader,
+                min(settings.chunk_rows, IN_PROCESS_CHUNK_ROWS),
+                width,
+                p["delimiter"],
+                with_lines,
             )
             parsed = chunk.parsed
             total_rejected = checkpoint["rejected"] + len(chunk.rejected)

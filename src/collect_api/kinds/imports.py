@@ -7,12 +7,16 @@ seeks to ``offset`` and reads nothing twice. The staged rows become the dataset'
 transaction that marks the job completed.
 """
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from collect_api.csvio.sniff import SNIFF_BYTES
 from collect_api.db import Database, raise_if_interrupted
 from collect_api.errors import Conflict, DatasetNotFound, Unprocessable
 from collect_api.jobs import store
@@ -33,7 +37,8 @@ from collect_api.kinds.csvsource import (
 )
 from collect_api.settings import Settings
 from collect_api.storage import datasets
-from collect_api.storage.dataplane import DataPlane, RemoteError, WorkerDied
+from collect_api.storage.dataplane import DataPlane, ImportFeed, RemoteError, WorkerDied
+from collect_api.storage.files import ORPHAN_GRACE_S, working_files
 from collect_api.storage.uploads import Upload
 
 log = logging.getLogger("collect.imports")
@@ -41,10 +46,7 @@ Checkpoint = dict[str, Any]
 MODES = ("create", "append", "replace")
 
 
-async def submit_import(
-    *, db: Database, settings: Settings, tenant: str, job_id: str, upload: Upload
-) -> Job:
-    """Validate a received upload (already at ``upload_path``) and queue its import job."""
+def dataset_field(upload: Upload) -> str:
     dataset = upload.fields.get("dataset", "").strip()
     if not dataset:
         raise Unprocessable(
@@ -56,10 +58,30 @@ async def submit_import(
             "and underscores, starting with a letter",
             field="dataset",
         )
+    return dataset
+
+
+async def submit_import(
+    *,
+    db: Database,
+    settings: Settings,
+    tenant: str,
+    job_id: str,
+    upload: Upload,
+    early: "EarlyImport | None" = None,
+) -> Job:
+    """Validate a received upload (already at ``upload_path``) and queue its import job,
+    from where ``early`` (the chunks staged while it arrived) ends, if it read the file as
+    this check does."""
+    dataset = dataset_field(upload)
     mode = form_field(upload, "mode", "create", MODES)
     params, header = await inspect_upload(
         settings=settings, upload=upload, path=upload_path(settings, job_id)
     )
+    checkpoint = None
+    staged = early.staged if early is not None else None
+    if staged is not None and all(staged.params[k] == params[k] for k in SAME_READING):
+        checkpoint = staged.checkpoint
     async with db.write() as conn:
         existing = await datasets.find_dataset(conn, tenant=tenant, name=dataset)
         if mode == "create" and existing is not None:
@@ -80,15 +102,188 @@ async def submit_import(
                     missing=missing,
                     extra=extra,
                 )
+        if early is not None and early.table and checkpoint is None:  # begin again
+            await datasets.drop_table(conn, datasets.stage_table(job_id))
         return await store.insert_job(
             conn,
             job_id=job_id,
             tenant=tenant,
             kind=ImportKind.name,
             params={"dataset": dataset, "mode": mode, **params},
-            progress=progress(records=0, offset=0, size=params["bytes"], rate=None),
+            progress=(
+                progress(records=0, offset=0, size=params["bytes"], rate=None)
+                if checkpoint is None
+                else checkpoint_progress(checkpoint, size=params["bytes"], rate=None)
+            ),
+            checkpoint=checkpoint,
             actor=tenant,
         )
+
+
+# What must be the same in the reading of the first bytes and of the whole file for the
+# chunks staged from the first to stand: all of it comes from the first 64 KiB and header.
+SAME_READING = ("encoding", "_codec", "delimiter", "columns", "_data_offset", "_data_line")
+# Bytes an upload must have before its import starts: enough to sniff it as a whole file is.
+EARLY_START_BYTES = SNIFF_BYTES + 64 * 1024
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Chunks of an upload staged while it arrived: how the file was read, and the
+    checkpoint just after the last chunk committed."""
+
+    params: dict[str, Any]
+    checkpoint: Checkpoint
+
+
+class EarlyImport:
+    """Import an upload while it still arrives, so that little is left once it is whole.
+
+    The request that receives the upload owns this and its one task: ``file_started``
+    (called as the file part begins, the form fields before it known) starts the task,
+    ``received`` says how many bytes are written to the file, and ``stop`` (always called,
+    in a ``finally``) says the upload ended and awaits the task. The task stages whole
+    records, a chunk at a time, into the job's staging table, each chunk committed by
+    itself; the job row is written only when the upload is whole (``submit_import``), with
+    the checkpoint after the last chunk, or never: then ``discard`` drops the table. The
+    task is never cancelled: it stops after the chunk in flight, or rolls that chunk back
+    when the upload failed.
+
+    Nothing here can fail the upload: a problem (a form the submission will refuse, a chunk
+    the fast reader declines, a bad record) only ends the early start, and the job reads
+    the rest as it would have read all of it.
+    """
+
+    def __init__(
+        self, *, db: Database, settings: Settings, dataplane: DataPlane, job_id: str, path: Path
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._dataplane = dataplane
+        self._job_id = job_id
+        self._path = path
+        self._received = 0
+        self._whole = False
+        self._failed = False
+        self._more = asyncio.Event()
+        self._task: asyncio.Future[None] | None = None
+        self._feed: ImportFeed | None = None
+        self.table = False
+        self.staged: Staged | None = None
+
+    def file_started(self, upload: Upload) -> None:
+        if self._task is not None or not self._dataplane.has_room:
+            return
+        try:
+            dataset_field(upload)
+            form_field(upload, "mode", "create", MODES)
+        except Unprocessable:
+            return  # the submission refuses it
+        fields = dict(upload.fields)
+        self._task = asyncio.ensure_future(self._run(fields))
+
+    def received(self, size: int) -> None:
+        self._received = size
+        self._more.set()
+
+    async def stop(self, *, failed: bool) -> None:
+        """The upload has ended (``failed``: it will not be submitted); wait for the task."""
+        self._whole = True
+        self._failed = failed
+        self._more.set()
+        if failed and self._feed is not None:
+            self._feed.interrupt()  # the chunk in flight is of no use
+        task = self._task
+        if task is None:
+            return
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:  # the task still has to end first
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def discard(self) -> None:
+        """Drop what was staged: the upload was refused or cut off."""
+        if self.table:
+            async with self._db.write() as conn:
+                await datasets.drop_table(conn, datasets.stage_table(self._job_id))
+            self.table = False
+
+    async def _arrived(self, size: int) -> bool:
+        """Wait until more than ``size`` bytes are written; False once the upload ended."""
+        while not self._whole and self._received <= size:
+            self._more.clear()
+            if self._whole or self._received > size:
+                break
+            await self._more.wait()
+        return not self._whole
+
+    async def _run(self, fields: dict[str, str]) -> None:
+        try:
+            await self._stage(fields)
+        except Exception as exc:  # the job reads the rest itself
+            log.debug("job %s: early import stopped: %s", self._job_id, exc)
+        finally:
+            self._feed = None
+
+    async def _stage(self, fields: dict[str, str]) -> None:
+        if not await self._arrived(EARLY_START_BYTES - 1):
+            return
+        upload = Upload(fields=fields, received_file=True)
+        params, _header = await inspect_upload(
+            settings=self._settings, upload=upload, path=self._path
+        )
+        stage = datasets.stage_table(self._job_id)
+        async with self._db.write() as conn:
+            await datasets.create_table(conn, stage, len(params["columns"]))
+        self.table = True
+        cp = first_checkpoint(params, rows=0)
+        async with self._dataplane.import_session(
+            upload=str(self._path),
+            stage_table=stage,
+            rejection_table=REJECTION.name,
+            job_id=self._job_id,
+            encoding=(params["encoding"], params["_codec"]),
+            delimiter=params["delimiter"],
+            columns=params["columns"],
+            max_field_bytes=self._settings.max_field_bytes,
+        ) as feed:
+            self._feed = feed
+            while not self._whole:
+                upto = self._received
+                staged = await feed.stage_received(
+                    upto=upto,
+                    position={k: cp[k] for k in ("offset", "line", "records")},
+                    max_records=self._settings.chunk_rows,
+                    on_error=params["on_error"],
+                    max_errors=params["max_errors"],
+                    rejected=cp["rejected"],
+                )
+                if staged is None:
+                    if upto - cp["offset"] > 4 * EARLY_START_BYTES + self._settings.max_field_bytes:
+                        return  # not for want of bytes: the job reads this chunk exactly
+                    if not await self._arrived(upto):
+                        return
+                    continue
+                if self._failed:
+                    await feed.rollback()
+                    return
+                try:
+                    committed = await feed.commit("SELECT 1", [])  # no job row yet
+                except BaseException:
+                    await feed.rollback()
+                    raise
+                assert committed
+                cp = {
+                    **cp,
+                    **staged["next"],
+                    "rejected": cp["rejected"] + staged["rejected"],
+                    "rows": cp["rows"] + staged["rows"],
+                }
+                self.staged = Staged(params=params, checkpoint=cp)
 
 
 class ImportKind:
@@ -231,8 +426,17 @@ class ImportKind:
         async with db.read() as conn:
             staged = await datasets.stage_tables(conn)
             jobs = await store.jobs_by_id(conn, ids=list(staged))
+        # An upload still arriving has a staging table and no job yet (``EarlyImport``): its
+        # file is younger than the grace that ``sweep_uploads`` gives it.
+        arriving = {
+            f.job_id
+            for f in await asyncio.to_thread(working_files, self.settings.uploads_dir)
+            if f.age_s <= ORPHAN_GRACE_S
+        }
         for job_id, table in staged.items():
             job = jobs.get(job_id)
-            if job is None or job.state in TERMINAL:
+            if (job is None and job_id not in arriving) or (
+                job is not None and job.state in TERMINAL
+            ):
                 async with db.write() as conn:
                     await datasets.drop_table(conn, table)

@@ -6,7 +6,7 @@ the moment it passes the limit, removing the partial file.
 """
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +53,14 @@ async def receive_upload(
     dest: Path,
     max_bytes: int,
     file_field: str = "file",
+    on_file: Callable[[Upload], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
 ) -> Upload:
-    """Parse the multipart ``body``; the ``file_field`` part goes to ``dest``."""
+    """Parse the multipart ``body``; the ``file_field`` part goes to ``dest``.
+
+    ``on_file`` is called as the file part begins, with the form fields before it;
+    ``on_written`` each time more of the file is written to ``dest`` and flushed to it,
+    with the bytes written so far, for work that reads the file while it arrives."""
     mime, options = parse_options_header(content_type or "")
     if mime != b"multipart/form-data" or b"boundary" not in options:
         raise UploadProblem("send the file as multipart/form-data (curl: -F file=@responses.csv)")
@@ -93,6 +99,8 @@ async def receive_upload(
         if part.name == file_field:
             upload.received_file = True
             upload.filename = part.filename
+            if on_file is not None:
+                on_file(upload)
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if part.name == file_field:
@@ -121,8 +129,20 @@ async def receive_upload(
         },
     )
     dest.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
     try:
         async with aiofiles.open(dest, "wb") as out:
+
+            async def write() -> None:
+                nonlocal written
+                data = b"".join(file_data)
+                file_data.clear()
+                await out.write(data)
+                written += len(data)
+                if on_written is not None:
+                    await out.flush()
+                    on_written(written)
+
             async for chunk in body:
                 try:
                     parser.write(chunk)
@@ -133,11 +153,10 @@ async def receive_upload(
                 if problems:
                     raise UploadProblem(problems[0])
                 if buffered() >= WRITE_BYTES:  # one thread hop per MiB, not per packet
-                    await out.write(b"".join(file_data))
-                    file_data.clear()
+                    await write()
             parser.finalize()
             if file_data:
-                await out.write(b"".join(file_data))
+                await write()
     except BaseException:
         await discard_file(dest)
         raise

@@ -56,6 +56,14 @@ class ImportFeed:
         )
         return result
 
+    async def stage_received(self, *, upto: int, **kwargs: Any) -> dict[str, Any] | None:
+        """As ``stage``, in an upload still arriving, of which ``upto`` bytes are written:
+        None if no whole record can be read there yet."""
+        result: dict[str, Any] | None = await self._worker.call(
+            "import_stage", session=self._session, upto=upto, **kwargs
+        )
+        return result
+
     async def commit(self, statement: str, params: list[Any]) -> bool:
         """Commit the chunk with ``statement`` (the checkpoint); False if it applied to no
         row, and then nothing was committed."""
@@ -101,6 +109,13 @@ class DataPlane:
         url = make_url(database_url)
         self.database = os.path.abspath(url.database or "")
         self._pool = WorkerPool(idle=workers)
+        self.workers = workers
+
+    @property
+    def has_room(self) -> bool:
+        """Whether fewer sessions than ``workers`` are open: work that may wait (importing an
+        upload while it arrives) is started only then."""
+        return self._pool.busy < self.workers
 
     def warm(self) -> None:
         """Start a worker now if none waits, so that the next job need not wait for one."""

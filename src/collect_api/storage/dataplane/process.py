@@ -150,6 +150,11 @@ class WorkerPool:
         self._spawn = spawn
         self._closed = False
 
+    @property
+    def busy(self) -> int:
+        """Workers in use now."""
+        return len(self._busy)
+
     def warm(self) -> None:
         """Start a worker to wait idle, unless one already does: its start (about half a
         second of imports) then overlaps with whatever comes before the job."""

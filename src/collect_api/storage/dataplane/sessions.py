@@ -128,9 +128,21 @@ class ImportSession:
         max_errors: int,
         rejected: int,
         interrupted: Interrupt,
-    ) -> dict[str, Any]:
+        upto: int | None = None,
+    ) -> dict[str, Any] | None:
+        """Read the chunk at ``position`` and write it, leaving its transaction open for
+        ``commit``. With ``upto``, the upload is still arriving and has that many bytes: the
+        chunk holds whole records before it, and None says there is none to read yet."""
         started = time.monotonic()
-        chunk = self._read(Position(**position), max_records, interrupted)
+        if upto is None:
+            chunk = self._read(Position(**position), max_records, interrupted)
+        else:
+            received = self.source.read_received(
+                Position(**position), upto=upto, budget=self.budget.size, max_records=max_records
+            )
+            if received is None:
+                return None
+            chunk = received
         total = rejected + len(chunk.rejected)
         check_rejections(
             chunk.rejected,
@@ -140,7 +152,7 @@ class ImportSession:
             errors_at=f"GET /jobs/{self.job_id}/errors",
         )
         read = time.monotonic()
-        if not chunk.at_end:  # read the next chunk while this one is written and committed
+        if upto is None and not chunk.at_end:  # read the next while this one is written
             self._ahead = (
                 chunk.next,
                 max_records,
@@ -261,7 +273,7 @@ def import_open(sessions: Sessions, *, session: str, interrupted: Interrupt, **k
 
 def import_stage(
     sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     found: ImportSession = sessions.get(session)
     return found.stage(interrupted=interrupted, **kwargs)
 

@@ -38,6 +38,10 @@ class SqliteStore:
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA secure_delete=FAST",
+            # The server's supervisor checkpoints the WAL (``Database.checkpoint``), not a
+            # chunk's commit.
+            "PRAGMA wal_autocheckpoint=0",
+            "PRAGMA cache_size=-65536",
         ):
             while True:
                 try:
