@@ -206,3 +206,26 @@ async def test_get_with_wait_refuses_more_than_60_seconds(client: httpx.AsyncCli
         assert "wait" in answer.json()["detail"]
     unknown = await client.get("/jobs/01jzzzzzzzzzzzzzzzzzzzzzzz", params={"wait": 5})
     assert unknown.status_code == 404
+
+
+@pytest.mark.settings(chunk_rows=2)
+async def test_a_job_that_does_not_work_shows_no_rate_and_no_time_left(
+    client: httpx.AsyncClient, big_csv: Path
+) -> None:
+    job = await start_import(client, big_csv, "rated")
+    deadline = asyncio.get_running_loop().time() + 30
+    while (running := (await client.get(f"/jobs/{job['id']}")).json())["progress"][
+        "rate_per_s"
+    ] is None:
+        assert asyncio.get_running_loop().time() < deadline, "no rate while running"
+        await asyncio.sleep(0.01)
+    assert running["state"] in {"running", "pausing"}
+    paused = (await client.post(f"/jobs/{job['id']}/pause")).json()
+    assert paused["state"] == "paused"
+    assert paused["progress"]["done"] > 0
+    assert (paused["progress"]["rate_per_s"], paused["progress"]["eta_s"]) == (None, None)
+    again = (await client.get(f"/jobs/{job['id']}")).json()
+    assert (again["progress"]["rate_per_s"], again["progress"]["eta_s"]) == (None, None)
+    ended = (await client.post(f"/jobs/{job['id']}/terminate")).json()
+    assert ended["state"] == "terminated"
+    assert (ended["progress"]["rate_per_s"], ended["progress"]["eta_s"]) == (None, None)

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         log.info("Collect %s serving data in %s", __version__, settings.data_dir)
         log.info("access: %s", access.describe())
+        log.info("database: %s", make_url(settings.database_url).render_as_string())
         try:
             with _end_streams_on_stop(broker):
                 yield

@@ -120,9 +120,17 @@ async def shielded(
 _ANNOUNCED = "collect_announced"
 
 
+_ON_COMMIT = "collect_on_commit"
+
+
 def announce(conn: AsyncConnection) -> None:
     """Have the hooks of ``Database.after_commit`` run once this transaction commits."""
     conn.info[_ANNOUNCED] = True
+
+
+def on_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
+    """Call ``action`` once this write transaction has committed; never if it rolls back."""
+    conn.info.setdefault(_ON_COMMIT, []).append(action)
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -222,12 +230,17 @@ class Database:
                 await asyncio.sleep(0.001)
             try:
                 yield conn
+                await transaction.commit()
             except BaseException:
                 conn.info.pop(_ANNOUNCED, None)
-                await transaction.rollback()
+                conn.info.pop(_ON_COMMIT, None)
+                if transaction.is_active:
+                    await transaction.rollback()
                 raise
-            await transaction.commit()
             announced = conn.info.pop(_ANNOUNCED, False)
+            actions = conn.info.pop(_ON_COMMIT, [])
+        for action in actions:
+            action()
         if announced:
             for hook in self._after_commit:
                 hook()

@@ -6,13 +6,15 @@ made in a write transaction (``Database.write``) so that reading the state and c
 cannot be interleaved with another writer.
 """
 
+import functools
 import json
+import logging
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from collect_api.db import announce
+from collect_api.db import announce, on_commit
 from collect_api.errors import InvalidTransition, JobNotFound
 from collect_api.jobs.models import (
     TERMINAL,
@@ -23,6 +25,8 @@ from collect_api.jobs.models import (
     can_move,
     utcnow,
 )
+
+log = logging.getLogger("collect.jobs")
 
 JOB = Job.__table__  # type: ignore[attr-defined]
 HISTORY = JobHistory.__table__  # type: ignore[attr-defined]
@@ -39,7 +43,7 @@ def job_document(job: Job) -> dict[str, Any]:
         "kind": job.kind,
         "state": job.state,
         "params": {k: v for k, v in job.params.items() if not k.startswith(PRIVATE_PARAM_PREFIX)},
-        "progress": job.progress,
+        "progress": _progress_as_shown(job),
         "result": job.result,
         "error": job.error,
         "created_at": job.created_at,
@@ -47,6 +51,48 @@ def job_document(job: Job) -> dict[str, Any]:
         "updated_at": job.updated_at,
         "finished_at": job.finished_at,
     }
+
+
+# States in which a job works, so that a rate and a time left mean something.
+_WORKING = frozenset({JobState.RUNNING, JobState.PAUSING})
+
+
+def _progress_as_shown(job: Job) -> dict[str, Any]:
+    """The stored progress, with no rate and no time left unless the job is working (or
+    completed: its rate is that of its last run, its time left 0)."""
+    progress = job.progress
+    if job.state in _WORKING or job.state == JobState.COMPLETED or not progress:
+        return progress
+    if progress.get("rate_per_s") is None and progress.get("eta_s") is None:
+        return progress
+    return {**progress, "rate_per_s": None, "eta_s": None}
+
+
+# What a change of state is called in the log, by the state it leaves and the one it enters;
+# the others are called by the state entered.
+_CHANGES: dict[tuple[str | None, str], str] = {
+    (None, JobState.QUEUED): "submitted",
+    (JobState.QUEUED, JobState.RUNNING): "started",
+    (JobState.PAUSED, JobState.RUNNING): "resumed",
+    (JobState.PAUSED, JobState.QUEUED): "resumed",
+    (JobState.PAUSING, JobState.RUNNING): "resumed",
+    (JobState.RUNNING, JobState.PAUSING): "pausing",
+    (JobState.RUNNING, JobState.QUEUED): "interrupted",
+    (JobState.PAUSING, JobState.QUEUED): "interrupted",
+}
+
+
+def _log_change(job: Job, from_state: str | None, actor: str, reason: str | None) -> None:
+    """One INFO line for each committed change of a job's state (the log's formatter adds
+    the job's id): its kind, the change, who made it, and why when it failed or was
+    interrupted."""
+    change = _CHANGES.get((from_state, job.state), str(job.state))
+    because = ""
+    if job.state == JobState.FAILED:
+        because = f": {(job.error or {}).get('message') or reason}"
+    elif change == "interrupted" and reason:
+        because = f": {reason}"
+    log.info("%s job %s by %s%s", job.kind, change, actor, because, extra={"job_id": job.id})
 
 
 def _to_job(row: Any) -> Job:
@@ -246,6 +292,7 @@ async def rejections(
 async def _record(
     conn: AsyncConnection, *, job: Job, from_state: str | None, actor: str, reason: str | None
 ) -> None:
+    on_commit(conn, functools.partial(_log_change, job, from_state, actor, reason))
     await conn.execute(
         insert(HISTORY).values(
             job_id=job.id,

@@ -206,11 +206,19 @@ class EarlyImport:
             raise asyncio.CancelledError
 
     async def discard(self) -> None:
-        """Drop what was staged: the upload was refused or cut off."""
-        if self.table:
+        """Drop what was staged: the upload was refused or cut off. If that fails too, the
+        table has no job and no upload file any more, and housekeeping drops it."""
+        if not self.table:
+            return
+        try:
             async with self._db.write() as conn:
                 await datasets.drop_table(conn, datasets.stage_table(self._job_id))
-            self.table = False
+        except Exception:
+            log.warning(
+                "job %s: could not drop what its upload staged", self._job_id, exc_info=True
+            )
+            return
+        self.table = False
 
     async def _arrived(self, size: int) -> bool:
         """Wait until more than ``size`` bytes are written; False once the upload ended."""
