@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collect_api import __version__
 from collect_api.access import Access
-from collect_api.api import datasets, events, exports, health, imports, jobs, teams
+from collect_api.api import datasets, events, exports, health, imports, jobs, metrics, teams
 from collect_api.api.deps import Services
 from collect_api.api.docs import add_docs_pages, openapi_document
 from collect_api.api.limits import BodyLimit
@@ -30,6 +30,7 @@ from collect_api.errors import CollectError
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
 from collect_api.kinds import all_kinds
+from collect_api.metrics import Metrics
 from collect_api.settings import Settings
 from collect_api.storage.dataplane import DataPlane
 
@@ -138,8 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await conn.run_sync(SQLModel.metadata.create_all)
         broker = Broker(db, progress_interval=settings.progress_interval_s)
         dataplane = DataPlane(settings.database_url, workers=settings.max_running_jobs)
+        metrics = Metrics()
         supervisor = Supervisor(
-            db=db, settings=settings, broker=broker, kinds=all_kinds(settings, dataplane)
+            db=db,
+            settings=settings,
+            broker=broker,
+            kinds=all_kinds(settings, dataplane),
+            metrics=metrics,
         )
         await supervisor.start()
         app.state.services = Services(
@@ -149,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             supervisor=supervisor,
             access=access,
             dataplane=dataplane,
+            metrics=metrics,
         )
         log.info("Collect %s serving data in %s", __version__, settings.data_dir)
         log.info("access: %s", access.describe())
@@ -246,6 +253,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events.router,
         datasets.router,
         health.router,
+        metrics.router,
     ):
         app.include_router(router)
     return app

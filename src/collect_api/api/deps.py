@@ -12,6 +12,7 @@ from collect_api.db import Database
 from collect_api.errors import Unauthorized
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
+from collect_api.metrics import Metrics
 from collect_api.settings import Settings
 from collect_api.storage.dataplane import DataPlane
 
@@ -24,6 +25,7 @@ class Services:
     supervisor: Supervisor
     access: Access
     dataplane: DataPlane
+    metrics: Metrics
 
 
 def get_services(request: Request) -> Services:

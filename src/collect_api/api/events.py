@@ -6,14 +6,15 @@ increases with every change. A client reconnecting with ``Last-Event-ID`` first 
 state change it missed, replayed from the audit trail, then the job as it is now.
 """
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import func, select
 
-from collect_api.api.deps import JobIdPath, ServicesDep, TenantDep, row_key
+from collect_api.api.deps import JobIdPath, Services, ServicesDep, TenantDep, row_key
 from collect_api.api.docs import (
     DATABASE_BUSY,
     EXAMPLE_JOB_ID,
@@ -105,6 +106,16 @@ async def _existing_job(job_id: JobIdPath, services: ServicesDep, tenant: Tenant
     return job_id
 
 
+@contextmanager
+def _following(services: Services) -> Iterator[None]:
+    """Count the stream among the SSE followers while it is open."""
+    services.metrics.followers.inc()
+    try:
+        yield
+    finally:
+        services.metrics.followers.dec()
+
+
 def _since(last_event_id: str | None) -> int:
     return row_key(last_event_id) or 0
 
@@ -129,7 +140,7 @@ async def job_events(
     last_event_id: LastEventId = None,
 ) -> AsyncIterable[ServerSentEvent]:
     since = _since(last_event_id)
-    with services.broker.subscribe(tenant=tenant, job_id=job_id) as sub:
+    with _following(services), services.broker.subscribe(tenant=tenant, job_id=job_id) as sub:
         # Read after subscribing: whatever changes from here on reaches the subscription.
         async with services.db.read() as conn:
             job = await store.get_job(conn, job_id=job_id, tenant=tenant)
@@ -178,7 +189,7 @@ async def all_events(
     services: ServicesDep, tenant: TenantDep, last_event_id: LastEventId = None
 ) -> AsyncIterable[ServerSentEvent]:
     since = _since(last_event_id)
-    with services.broker.subscribe(tenant=tenant) as sub:
+    with _following(services), services.broker.subscribe(tenant=tenant) as sub:
         # One snapshot: what is sent first, and the revision after which the subscription
         # takes over (it may also hold changes made before it opened; they are skipped).
         async with services.db.read() as conn:

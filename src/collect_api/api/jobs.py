@@ -155,7 +155,8 @@ restart of the service. Pausing a paused job answers it as it is.
     ),
 )
 async def pause_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    job = await control.pause_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
+    with services.metrics.control_seconds.labels("pause").time():
+        job = await control.pause_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
 
@@ -178,7 +179,8 @@ answers it as it is; resuming a `pausing` job cancels the pause.
     ),
 )
 async def resume_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
-    job = await control.resume_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
+    with services.metrics.control_seconds.labels("resume").time():
+        job = await control.resume_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
 
@@ -205,7 +207,10 @@ job answers it as it is. **This cannot be undone.**
 async def terminate_job(
     job_id: JobIdPath, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
-    job = await control.terminate_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
+    with services.metrics.control_seconds.labels("terminate").time():
+        job = await control.terminate_job(
+            supervisor=services.supervisor, tenant=tenant, job_id=job_id
+        )
     return store.job_document(job)
 
 

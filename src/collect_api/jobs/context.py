@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from collect_api.db import Database, Interrupt, Interrupted, shielded
 from collect_api.jobs import store
 from collect_api.jobs.models import Control, Job, JobState
+from collect_api.metrics import Metrics
 from collect_api.settings import Settings
 
 T = TypeVar("T")
@@ -63,13 +64,15 @@ class JobContext:
         settings: Settings,
         owner: str,
         stopping: asyncio.Event | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.job = job
+        self.metrics = metrics
         self._stopping = stopping or asyncio.Event()
         self.db = db
         self.settings = settings
         self.owner = owner
-        self._clock_start = time.monotonic()
+        self._clock_start = self._last_commit = time.monotonic()
         self._done_at_start = int(job.progress.get("done") or 0)
         # A control request made in this process, and the interrupt of the chunk in flight
         # (with what stops its work elsewhere, in the data plane's worker).
@@ -127,7 +130,18 @@ class JobContext:
         )
 
     def saved(self, *, checkpoint: dict[str, Any], progress: dict[str, Any]) -> None:
-        """Note a checkpoint that a ``step`` committed."""
+        """Note a checkpoint that a ``step`` committed; count what it covers, and time the
+        chunk from the previous commit (or the run's start) to this one."""
+        now = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.chunk_seconds.labels(self.job.kind).observe(now - self._last_commit)
+            before = self.job.progress or {}
+            self.metrics.count(
+                self.job.kind,
+                records=int(progress.get("done") or 0) - int(before.get("done") or 0),
+                bytes_=int(progress.get("bytes_done") or 0) - int(before.get("bytes_done") or 0),
+            )
+        self._last_commit = now
         self.job = self.job.model_copy(update={"checkpoint": checkpoint, "progress": progress})
 
     async def refused(self) -> None:

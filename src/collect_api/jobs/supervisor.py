@@ -60,6 +60,7 @@ from collect_api.jobs.context import (
 from collect_api.jobs.models import ACTIVE, TERMINAL, Control, Job, JobState
 from collect_api.jobs.registry import JobKind
 from collect_api.jobs.store import JOB
+from collect_api.metrics import Metrics
 from collect_api.settings import Settings
 
 log = logging.getLogger("collect.supervisor")
@@ -107,9 +108,16 @@ class JobFailure(Exception):
 
 class Supervisor:
     def __init__(
-        self, *, db: Database, settings: Settings, broker: Broker, kinds: dict[str, JobKind]
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        broker: Broker,
+        kinds: dict[str, JobKind],
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.settings = settings
         self.broker = broker
         self.kinds = kinds
@@ -163,6 +171,11 @@ class Supervisor:
         self._wake.set()
 
     # -- control requests ------------------------------------------------------------------
+
+    @property
+    def running(self) -> int:
+        """How many jobs this process runs now."""
+        return sum(1 for task in self._running.values() if not task.done())
 
     def runs(self, job_id: str) -> bool:
         """Whether this process runs the job now."""
@@ -439,7 +452,12 @@ class Supervisor:
             await self._settle(lambda: self._end(job.id, JobState.TERMINATED, reason="terminated"))
             return
         ctx = JobContext(
-            job=job, db=self.db, settings=self.settings, owner=self.owner, stopping=self._stopping
+            job=job,
+            db=self.db,
+            settings=self.settings,
+            owner=self.owner,
+            stopping=self._stopping,
+            metrics=self.metrics,
         )
         self._contexts[job.id] = ctx
         try:

@@ -338,7 +338,9 @@ class ImportKind:
                 while not at_end:
                     before = cp
 
-                    async def chunk(before: Checkpoint = before) -> tuple[Checkpoint, bool, float]:
+                    async def chunk(
+                        before: Checkpoint = before,
+                    ) -> tuple[Checkpoint, dict[str, Any], bool, bool]:
                         staged = await feed.stage(
                             position={k: before[k] for k in ("offset", "line", "records")},
                             max_records=self.settings.chunk_rows,
@@ -352,12 +354,10 @@ class ImportKind:
                             "rejected": before["rejected"] + staged["rejected"],
                             "rows": before["rows"] + staged["rows"],
                         }
-                        statement = ctx.checkpoint_statement(
-                            checkpoint=after,
-                            progress=checkpoint_progress(
-                                after, size=size, rate=ctx.rate(after["records"])
-                            ),
+                        shown = checkpoint_progress(
+                            after, size=size, rate=ctx.rate(after["records"])
                         )
+                        statement = ctx.checkpoint_statement(checkpoint=after, progress=shown)
                         committing = time.monotonic()
                         try:
                             raise_if_interrupted()
@@ -369,11 +369,12 @@ class ImportKind:
                         spent["read"] += staged["read_s"]
                         spent["write"] += staged["write_s"]
                         spent["commit"] += time.monotonic() - committing
-                        return after, applied, staged["at_end"]
+                        return after, shown, applied, staged["at_end"]
 
-                    cp, applied, at_end = await ctx.step(chunk, interrupt=feed.interrupt)
+                    cp, shown, applied, at_end = await ctx.step(chunk, interrupt=feed.interrupt)
                     if not applied:
                         await ctx.refused()
+                    ctx.saved(checkpoint=cp, progress=shown)
                 log.info(
                     "job %s read %d records in %d chunks in %.2f s: reading %.2f s, writing "
                     "%.2f s, committing %.2f s",

@@ -1,5 +1,6 @@
-"""The service's log, as an operator reads it: a real server, its jobs started, paused,
-resumed, completed, failed and terminated, and each change in one line with the job's id."""
+"""What an operator watches: the log, as an operator reads it (a real server, its jobs
+started, paused, resumed, completed, failed and terminated, each change in one line with the
+job's id), and the metrics that ``GET /metrics`` gives Prometheus."""
 
 import json
 import re
@@ -7,7 +8,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from make_csv import write_responses_csv
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ServerProcess
 
@@ -110,3 +113,70 @@ def test_json_logs_give_one_object_a_line(tmp_path: Path) -> None:
         "import job completed",
     ]
     assert any(r["logger"] == "uvicorn.access" for r in records)
+
+
+def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, by name and labels."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_the_jobs_their_records_chunks_controls_and_followers(
+    tmp_path: Path,
+) -> None:
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    write_responses_csv(small, 2_000, seed=43)
+    write_responses_csv(large, 200_000, seed=44)  # chunks of 100: still running when steered
+    size = small.stat().st_size
+    server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="100").start()
+    try:
+        done = submit(server, small.read_bytes(), "counted")
+        wait_state(server, done, {"completed"})
+        steered = submit(server, large.read_bytes(), "steered")
+        wait_state(server, steered, {"running"})
+        paused = httpx.post(f"{server.url}/jobs/{steered}/pause", timeout=30).json()
+        assert paused["state"] == "paused"
+        httpx.post(f"{server.url}/jobs/{steered}/resume", timeout=30)
+        wait_state(server, steered, {"running"})
+        with httpx.stream("GET", f"{server.url}/jobs/{steered}/events", timeout=30) as events:
+            lines = events.iter_lines()  # kept: dropping it would close the stream
+            assert next(lines).startswith(("id:", "event:", "data:"))
+            response = httpx.get(f"{server.url}/metrics", timeout=30)
+            assert response.headers["content-type"].startswith("text/plain")
+            during = scrape(response.text)
+        ended = httpx.post(f"{server.url}/jobs/{steered}/terminate", timeout=30).json()
+        assert ended["state"] == "terminated"
+        after = scrape(httpx.get(f"{server.url}/metrics", timeout=30).text)
+    finally:
+        server.stop()
+
+    assert during[("collect_sse_followers", ())] == 1
+    assert during[("collect_run_slots_in_use", ())] == 1
+    assert during[("collect_run_slots", ())] == 2
+    assert during[("collect_jobs", (("kind", "import"), ("state", "running")))] == 1
+    assert after[("collect_sse_followers", ())] == 0
+    assert after[("collect_run_slots_in_use", ())] == 0
+    assert after[("collect_jobs", (("kind", "import"), ("state", "completed")))] == 1
+    assert after[("collect_jobs", (("kind", "import"), ("state", "terminated")))] == 1
+    assert after[("collect_jobs", (("kind", "import"), ("state", "queued")))] == 0
+    # What chunks committed: all of the first job, and some of the terminated one.
+    records = after[("collect_records_processed_total", (("kind", "import"),))]
+    assert 2_000 < records < 202_000
+    assert after[("collect_bytes_processed_total", (("kind", "import"),))] > size
+    chunks = after[("collect_chunk_duration_seconds_count", (("kind", "import"),))]
+    assert chunks >= 2
+    for action in ("pause", "resume", "terminate"):
+        assert after[("collect_control_latency_seconds_count", (("action", action),))] == 1
+    inf = after[("collect_control_latency_seconds_bucket", (("action", "pause"), ("le", "+Inf")))]
+    assert inf == 1
+
+
+@pytest.mark.settings(api_keys="acme:key-of-acme")
+async def test_metrics_need_a_key_when_keys_are_set(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/metrics")).status_code == 401
+    answer = await client.get("/metrics", headers={"Authorization": "Bearer key-of-acme"})
+    assert answer.status_code == 200
+    assert "collect_jobs" in answer.text
