@@ -89,6 +89,10 @@ async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job
             away_from={S.PAUSING, S.RUNNING},
             wait_s=supervisor.settings.control_wait_s,
         )
+    # Parked here on its gate, with a run slot free: it goes on in its own task.
+    resumed = await supervisor.resume_parked(job_id, actor=tenant)
+    if resumed is not None:
+        return resumed
     async with db.write() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
         if job.state == S.PAUSED:
@@ -143,6 +147,7 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
         elif job.state == S.COMPLETED or job.state == S.FAILED:
             raise InvalidTransition(job.id, job.state, S.TERMINATED)
     if job.state == S.TERMINATED:
+        supervisor.release_parked(job.id)
         supervisor.kinds[job.kind].release(job)
         return job
     # In another process it stops at its next chunk.

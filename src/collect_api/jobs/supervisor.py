@@ -23,9 +23,20 @@ Invariants:
   process also cancels the job's task so that it stops at its next ``await``; the job id is
   put in ``_terminating`` *before* ``task.cancel()``, so that the job boundary can tell a
   user's terminate from a shutdown.
-- A paused job holds nothing: its task has ended, its lock and transaction are released,
-  and it does not count against ``max_running_jobs``. Resuming re-queues it; it then
-  continues from its checkpoint exactly as after a restart, whichever process claims it.
+- A paused job holds nothing: its chunk is committed or rolled back, its worker session is
+  closed, it has no transaction, lock or open file, and it does not count against
+  ``max_running_jobs``. Its task waits parked on a gate (``_parked``: job id → gate), and
+  which path a resume takes depends on where it arrives:
+
+  - through this process, with a run slot free and no job queued for one: one transaction
+    moves it ``paused → running`` for this process and opens the gate; the same task goes
+    on from its checkpoint (``resume_parked``);
+  - otherwise it is re-queued (``paused → queued``); whichever process claims it runs it
+    from its checkpoint. When this process claims it, it opens the gate rather than start
+    a task (``_start``);
+  - when another process claims it, or it is terminated, the parked task ends without
+    writing (``_check_parked``, ``release_parked``); so it does when this process stops,
+    and the job resumes after a restart exactly as after any stop.
 - A job's coroutine ends in exactly one state whatever escapes it. ``_run_job`` is the one
   boundary; the final state is written by a settle task that a second cancellation cannot
   interrupt.
@@ -106,6 +117,26 @@ class JobFailure(Exception):
         self.code = code
 
 
+class _Gate:
+    """Where a paused job's task waits: opened with the job claimed again for this process,
+    or released, after which the task ends without writing."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._job: Job | None = None
+
+    def open(self, job: Job) -> None:
+        self._job = job
+        self._event.set()
+
+    def release(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> Job | None:
+        await self._event.wait()
+        return self._job
+
+
 class Supervisor:
     def __init__(
         self,
@@ -124,6 +155,8 @@ class Supervisor:
         self.owner = f"{settings.node_name}/{os.getpid()}/{os.urandom(4).hex()}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._contexts: dict[str, JobContext] = {}
+        # Tasks of paused jobs (still in ``_running``, which owns them) waiting on their gate.
+        self._parked: dict[str, _Gate] = {}
         # Jobs this process is terminating, with who asked: set before ``task.cancel()``.
         self._terminating: dict[str, str] = {}
         self._settling: set[asyncio.Task[Any]] = set()
@@ -147,6 +180,8 @@ class Supervisor:
     async def close(self, grace_s: float = 30.0) -> None:
         """Refuse new work, stop the loops, bring running jobs to a safe stop, await all."""
         self._closing = True
+        for gate in self._parked.values():
+            gate.release()  # parked jobs stay paused; their tasks end now
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -174,13 +209,58 @@ class Supervisor:
 
     @property
     def running(self) -> int:
-        """How many jobs this process runs now."""
-        return sum(1 for task in self._running.values() if not task.done())
+        """How many jobs this process runs now (parked ones are paused, not running)."""
+        return sum(
+            1
+            for job_id, task in self._running.items()
+            if not task.done() and job_id not in self._parked
+        )
 
     def runs(self, job_id: str) -> bool:
         """Whether this process runs the job now."""
         task = self._running.get(job_id)
-        return task is not None and not task.done()
+        return task is not None and not task.done() and job_id not in self._parked
+
+    def parks(self, job_id: str) -> bool:
+        """Whether the job's task waits parked here."""
+        return job_id in self._parked
+
+    async def resume_parked(self, job_id: str, *, actor: str) -> Job | None:
+        """Resume a job parked here, if a run slot is free and no job is queued for one: it
+        moves ``paused → running`` for this process in one transaction, and its task goes on.
+        None if it is not parked here or must wait: the caller then re-queues it."""
+        if job_id not in self._parked or self._closing:
+            return None
+        async with self.db.write() as conn:
+            job = await store.get_job(conn, job_id=job_id)
+            if job.state != JobState.PAUSED:
+                return None
+            busy = await conn.scalar(
+                select(func.count())
+                .select_from(JOB)
+                .where(JOB.c.state.in_([*ACTIVE, JobState.QUEUED]))
+            )
+            if (busy or 0) >= self.settings.max_running_jobs or await conn.scalar(
+                select(func.count()).select_from(JOB).where(JOB.c.state == JobState.QUEUED)
+            ):
+                return None
+            job = await store.transition(
+                conn,
+                job,
+                JobState.RUNNING,
+                actor=actor,
+                reason="resume",
+                owner=self.owner,
+                lease_expires_at=time.time() + self.settings.lease_s,
+            )
+        self._start(job)  # opens its gate, or starts a task if the parked one has ended
+        return job
+
+    def release_parked(self, job_id: str) -> None:
+        """End the parked task of a job that ended or went elsewhere."""
+        gate = self._parked.get(job_id)
+        if gate is not None:
+            gate.release()
 
     def request_pause(self, job_id: str, *, actor: str) -> bool:
         """Pause a job running here at its next safe point, rolling back the chunk in flight;
@@ -215,6 +295,7 @@ class Supervisor:
             if time.monotonic() - last_recovery >= RECOVERY_INTERVAL_S:
                 last_recovery = time.monotonic()
                 await self._recover_abandoned()
+                await self._check_parked()
             while not self._closing and await self._claim_next():
                 pass
 
@@ -261,7 +342,7 @@ class Supervisor:
             wal = self.db.wal_bytes()
             if wal < CHECKPOINT_IDLE_BYTES or self.db.disk_full:
                 continue
-            if self._running and wal < self.settings.checkpoint_wal_bytes:
+            if self.running and wal < self.settings.checkpoint_wal_bytes:
                 continue
 
             async def checkpoint() -> None:
@@ -347,6 +428,26 @@ class Supervisor:
             )
         self._start(job)
         return True
+
+    async def _check_parked(self) -> None:
+        """End the parked tasks of jobs that are no longer paused or queued here: claimed by
+        another process, or terminated through one."""
+        if not self._parked:
+            return
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(JOB.c.id, JOB.c.state, JOB.c.owner).where(
+                        JOB.c.id.in_(list(self._parked))
+                    )
+                )
+            ).all()
+        found = {row.id: row for row in rows}
+        for job_id in list(self._parked):
+            row = found.get(job_id)
+            waiting = row is not None and row.state in (JobState.PAUSED, JobState.QUEUED)
+            if not waiting and (row is None or row.owner != self.owner):
+                self.release_parked(job_id)
 
     async def _renew_leases(self) -> None:
         now = time.time()
@@ -435,22 +536,51 @@ class Supervisor:
     # -- running one job ---------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
+        """Run a job claimed for this process: on its parked task if it has one."""
+        gate = self._parked.get(job.id)
+        if gate is not None:
+            gate.open(job)
+            return
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(functools.partial(self._forget, job.id))
 
     def _forget(self, job_id: str, _task: "asyncio.Task[None] | None" = None) -> None:
         self._running.pop(job_id, None)
+        self._parked.pop(job_id, None)
         self._contexts.pop(job_id, None)
         self._terminating.pop(job_id, None)
         self.wake()  # a run slot is free
 
     async def _run_job(self, job: Job) -> None:
-        """The job boundary: whatever happens, the job ends in exactly one state."""
+        """A job's task: runs of the job, parked on its gate between a pause and a resume."""
+        while await self._run_once(job):
+            claimed = await self._park(job.id)
+            if claimed is None:
+                return
+            job = claimed
+
+    async def _park(self, job_id: str) -> Job | None:
+        """Wait paused for a resume here (the job claimed again for this process), or None
+        when the task is to end: the job went elsewhere, ended, or this process stops."""
+        if self._closing:
+            return None
+        gate = _Gate()
+        self._parked[job_id] = gate
+        self._contexts.pop(job_id, None)
+        self.wake()  # its run slot is free
+        try:
+            return await gate.wait()
+        finally:
+            self._parked.pop(job_id, None)
+
+    async def _run_once(self, job: Job) -> bool:
+        """The job boundary: whatever happens, the job ends this run in exactly one state.
+        True if it is now paused, its task free to park."""
         kind = self.kinds[job.kind]
         if job.state == JobState.TERMINATING:  # claimed only to finish a termination
             await self._settle(lambda: self._end(job.id, JobState.TERMINATED, reason="terminated"))
-            return
+            return False
         ctx = JobContext(
             job=job,
             db=self.db,
@@ -465,7 +595,13 @@ class Supervisor:
         except SafePointStop as stop:
             if stop.control == Control.PAUSE:
                 actor = stop.actor
-                await self._settle(lambda: self._pause(job.id, actor=actor))
+                paused: list[bool] = []
+
+                async def pause() -> None:
+                    paused.append(await self._pause(job.id, actor=actor))
+
+                await self._settle(pause)
+                return bool(paused and paused[-1])
             else:
                 await self._settle(
                     lambda: self._end(job.id, JobState.TERMINATED, reason="terminated")
@@ -499,7 +635,7 @@ class Supervisor:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-                return
+                return False
             # The service is stopping: the job resumes from its checkpoint on the next start.
             await self._settle(lambda: self._interrupt(job.id))
             raise
@@ -511,6 +647,7 @@ class Supervisor:
             )
         else:
             self.kinds[job.kind].release(ctx.job)
+        return False
 
     async def _settle(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Record a job's new state (``make()``) to completion even if the caller is cancelled
@@ -552,9 +689,11 @@ class Supervisor:
             # The job stays as it was; its lease runs out and recovery takes it from there.
             log.error("could not record the end of a job", exc_info=task.exception())
 
-    async def _pause(self, job_id: str, *, actor: str | None) -> None:
+    async def _pause(self, job_id: str, *, actor: str | None) -> bool:
         """Record the job paused at its safe point. ``actor`` asked for it in this process,
-        so the job's row is still ``running``: the request is recorded here too."""
+        so the job's row is still ``running``: the request is recorded here too. True if
+        the job is now paused (not terminated, nor taken elsewhere)."""
+        paused = False
         async with self.db.write() as conn:
             job = await store.get_job(conn, job_id=job_id)
             terminate = job.state == JobState.TERMINATING
@@ -573,8 +712,10 @@ class Supervisor:
                     lease_expires_at=None,
                     control=None,
                 )
+                paused = True
         if terminate:  # a terminate overtook the pause: honour the terminate
             await self._end(job_id, JobState.TERMINATED, reason="terminated")
+        return paused
 
     async def _interrupt(self, job_id: str, *, lost: bool = False) -> None:
         """Give the job's claim back: it resumes from its checkpoint, here or elsewhere.
