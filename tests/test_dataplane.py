@@ -11,6 +11,8 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -293,3 +295,19 @@ async def test_a_bad_record_is_reported_with_its_line(plane: DataPlane, tmp_path
             )
     assert raised.value.kind == "CsvProblem"
     assert raised.value.details["line"] == 3 and raised.value.details["code"] == "bad_record"
+
+
+def test_the_server_process_loads_no_arrow() -> None:
+    """Arrow, numpy and the ADBC driver are the workers' alone: the server stays small."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, collect_api.app; "
+            "print(sorted(m for m in ('pyarrow', 'numpy', 'adbc_driver_sqlite') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -160,7 +160,7 @@ def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=FAST")
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA cache_size=-16384")  # 16 MiB a connection, at most
         # The WAL is copied into the database file by the supervisor's checkpoints, off the
         # path of any request or chunk (``Database.checkpoint``), not by whichever commit
         # happens to pass SQLite's threshold.

@@ -30,9 +30,10 @@ from collect_api.csvio import CsvProblem, Encoding
 from collect_api.csvio.chunks import ChunkRead, ChunkSource, Position, check_rejections
 from collect_api.csvio.fast import encode_csv
 from collect_api.storage.dataplane.base import ChunkBudget, Interrupted
+from collect_api.storage.dataplane.masks import arrow_mask
 from collect_api.storage.dataplane.sqlite import SqliteStore
 from collect_api.storage.exports import GZIP_LEVEL, write_at
-from collect_api.storage.filters import Filter, arrow_mask
+from collect_api.storage.filters import Filter
 
 Interrupt = Callable[[], bool]
 # Chunk sizes in bytes: the first of a run, and the bounds of the rest, which take about a

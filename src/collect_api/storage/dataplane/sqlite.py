@@ -41,7 +41,6 @@ class SqliteStore:
             # The server's supervisor checkpoints the WAL (``Database.checkpoint``), not a
             # chunk's commit.
             "PRAGMA wal_autocheckpoint=0",
-            "PRAGMA cache_size=-65536",
         ):
             while True:
                 try:
