@@ -303,8 +303,8 @@ def test_the_server_process_loads_no_arrow() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, collect_api.app; "
-            "print(sorted(m for m in ('pyarrow', 'numpy', 'adbc_driver_sqlite') if m in sys.modules))",
+            "import sys, collect_api.app; print(sorted(m for m in "
+            "('pyarrow', 'numpy', 'adbc_driver_sqlite') if m in sys.modules))",
         ],
         capture_output=True,
         text=True,
