@@ -518,8 +518,8 @@ def spread(values: Iterable[float | None], *, scale: float = 1.0, digits: int = 
     if not got:
         return "-"
     if len(got) == 1:
-        return f"{got[0]:.{digits}f}"
-    return f"{median(got):.{digits}f} ({min(got):.{digits}f}–{max(got):.{digits}f})"
+        return f"{got[0]:,.{digits}f}"
+    return f"{median(got):,.{digits}f} ({min(got):,.{digits}f}–{max(got):,.{digits}f})"
 
 
 def fmt(seconds: float | None, digits: int = 2) -> str:
@@ -662,6 +662,7 @@ def write_section(path: Path, title: str, text: str) -> None:
         after = "\n".join(lines[bounds[1] :]).strip("\n")
         new = (before + "\n\n" if before else "") + text.rstrip("\n") + "\n"
         new += "\n" + after if after else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
 
 

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for job_id in jobs:
                 server.client.post(f"/jobs/{job_id}/resume").raise_for_status()
             for job_id in jobs:
-                bl.wait_job(server.client, job_id, until=lambda j: j["state"] == "running")
+                bl.wait_job(server.client, job_id, until=lambda j: j["state"] != "queued")
             busy = sample(server, jobs, gap_s=gap_s, count=None)
             for job_id in jobs:
                 bl.completed(bl.wait_job(server.client, job_id)[0], rows=args.rows)
