@@ -527,7 +527,8 @@ def fmt(seconds: float | None, digits: int = 2) -> str:
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
+    """Seconds as milliseconds; ``-`` for NaN (nothing was measured)."""
+    return "-" if seconds != seconds else f"{seconds * 1000:.1f}"
 
 
 # --------------------------------------------------------------------------- the report
@@ -590,6 +591,20 @@ class Figure:
 
     def verdict(self) -> str:
         return {True: "**met**", False: "**not met**", None: "-"}[self.met]
+
+
+def versus_rows(ours: Sequence[Sequence[float]], theirs: Sequence[float]) -> list[tuple[str, ...]]:
+    """A run-by-run comparison with a reference: each run's own times (its total first,
+    then its phases), the reference's time, and the ratio of the totals; then the medians,
+    column by column, and the ratio of the median totals (the figure)."""
+    rows = [
+        (str(i), *(fmt(x) for x in own), fmt(ref), f"{own[0] / ref:.2f}×")
+        for i, (own, ref) in enumerate(zip(ours, theirs, strict=True), 1)
+    ]
+    medians = [median(column) for column in zip(*ours, strict=True)]
+    ref = median(theirs)
+    rows.append(("**median**", *(fmt(x) for x in medians), fmt(ref), f"{medians[0] / ref:.2f}×"))
+    return rows
 
 
 def table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

@@ -261,19 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     down = bl.median(r.download_s for r in collect)
     run_s = bl.median(r.run_s for r in collect if r.run_s is not None)
     queue_s = bl.median(r.queue_s for r in collect if r.queue_s is not None)
-    runs = [
-        (
-            str(i),
-            bl.fmt(c.total_s),
-            bl.fmt(c.job_s),
-            bl.fmt(c.download_s),
-            bl.fmt(s.total_s),
-            f"{c.total_s / s.total_s:.2f}×",
-        )
-        for i, (c, s) in enumerate(zip(collect, lite, strict=True), 1)
-    ]
-    runs.append(
-        ("**median**", bl.fmt(c_med), bl.fmt(job), bl.fmt(down), bl.fmt(s_med), f"{ratio:.2f}×")
+    runs = bl.versus_rows(
+        [(r.total_s, r.job_s, r.download_s) for r in collect], [r.total_s for r in lite]
     )
     text = bl.section(
         TITLE,

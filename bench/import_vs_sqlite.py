@@ -115,26 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     c_med = bl.median(r.total_s for r in collect)
     s_med = bl.median(r.total_s for r in lite)
     ratio = c_med / s_med
-    runs = [
-        (
-            str(i),
-            bl.fmt(c.total_s),
-            bl.fmt(c.upload_s),
-            bl.fmt(c.job_s),
-            bl.fmt(s.total_s),
-            f"{c.total_s / s.total_s:.2f}×",
-        )
-        for i, (c, s) in enumerate(zip(collect, lite, strict=True), 1)
-    ]
-    runs.append(
-        (
-            "**median**",
-            bl.fmt(c_med),
-            bl.fmt(bl.median(r.upload_s for r in collect)),
-            bl.fmt(bl.median(r.job_s for r in collect)),
-            bl.fmt(s_med),
-            f"{ratio:.2f}×",
-        )
+    runs = bl.versus_rows(
+        [(r.total_s, r.upload_s, r.job_s) for r in collect], [r.total_s for r in lite]
     )
     # The profile of the run whose total is the median one (the middle, by total).
     middle = sorted(range(len(collect)), key=lambda k: collect[k].total_s)[len(collect) // 2]
