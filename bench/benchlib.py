@@ -146,8 +146,9 @@ def free_port() -> int:
 
 @dataclass
 class ImportProfile:
-    """Where an import's time went, from the ``collect.imports`` log lines (one per run of
-    the job: a resumed job has several, summed here)."""
+    """Where an import's time went, from the ``collect.imports`` log lines: one for each
+    run of the job that reached the end of its file (a run that was paused or stopped
+    before it logs none), summed."""
 
     job_id: str
     records: int

@@ -93,9 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     chunk_ms = [p.seconds / p.chunks * 1000 for p in profiles if p.chunks]
     profile = (
-        f"a pause waits for the chunk in flight to commit; the server's `collect.imports` "
-        f"lines give {bl.median(chunk_ms):.0f} ms a chunk on average (median over the runs; "
-        f"the worker sizes chunks to about 250 ms of work), {profiles[0].describe()}."
+        "a pause waits for the chunk in flight to commit. The server's `collect.imports` "
+        "line, which covers a job's last run (from its last resume to the end of the file), "
+        f"gives {bl.median(chunk_ms):.0f} ms a chunk (median over the imports; the worker "
+        "sizes chunks to about 250 ms of work, starting small after each resume); the first "
+        f"import's: {profiles[0].describe()}."
         if chunk_ms
         else None
     )

@@ -35,7 +35,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("sse_followers", ["--rows", "1000000", "--repeat", "3"]),
     ("terminate_staged", ["--rows", "1000000", "--repeat", "3"]),
     ("memory", ["--small", "100000", "--rows", "1000000", "--large", "3000000"]),
-    ("chunk_chart", ["--rows", "500000"]),
+    ("chunk_chart", ["--rows", "500000", "--repeat", "3"]),
     ("recovery_times", ["--rows", "1000000", "--repeat", "3"]),
 ]
 
