@@ -10,7 +10,7 @@ PORT ?= 8000
 $(BIN)/collect: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,bench]"  # bench: the tests run bench/ too
 	@touch $@
 
 install: $(BIN)/collect
@@ -30,8 +30,8 @@ format: install
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: install  ## the import benchmark against sqlite3's .import (writes BENCHMARKS.md)
-	$(BIN)/python bench/import_vs_sqlite.py
+bench: install  ## every benchmark in bench/, in order, at full size (rewrites BENCHMARKS.md)
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -42,65 +42,32 @@ Per-trial data dirs and logs (in ``--workdir``) are deleted after each trial unl
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import os
 import re
 import signal
 import sqlite3
-import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
+import benchlib as bl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from import_vs_sqlite import (
-    command_line,
-    ensure_csv,
-    fmt,
-    free_port,
-    machine,
-    parse_ts,
-    remove,
-    server_command,
-    stop,
-)
-
-REPO = Path(__file__).resolve().parent.parent
-SECTION_TITLE = "## Recovery: restart and takeover times"
-SEED = 0
-DATASET = "responses"
+TITLE = "Recovery: restart and takeover times"
 FAST_POLL_S = 0.01
-HEALTH_TIMEOUT_S = 30.0
 PROGRESS_TIMEOUT_S = 60.0
 SLOW_STOP_S = 5.0
 STOP_WAIT_S = 120.0  # a stuck graceful stop is timed, then killed
 DEFAULT_LEASE_S = 15.0  # Settings.lease_s
 DEFAULT_POLL_S = 0.1  # Settings.poll_interval_s
-TERMINAL = {"completed", "failed", "terminated"}
 # Ids, pids and hex owner suffixes vary from run to run; mask them to count distinct lines.
 _MASKS = [
     (re.compile(r"\b[0-9a-z]{26}\b"), "<job>"),
     (re.compile(r"/\d+/[0-9a-f]{8}\b"), "/<pid>/<nonce>"),
-    (re.compile(r"\b\d{4}-\d\d-\d\d[ T][\d:.,]+\b"), "<time>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\d[ T][\d:.,]+Z?"), "<time>"),
 ]
-
-
-@dataclass
-class Node:
-    name: str
-    proc: subprocess.Popen[bytes]
-    client: httpx.Client
-    log_path: Path
-    spawned_at: float  # time.time() just before the process was spawned
-    closed: bool = False
 
 
 @dataclass
@@ -129,114 +96,47 @@ class TakeoverRun:
 class Problems:
     lines: Counter[str] = field(default_factory=Counter)
 
-    def scan(self, log_path: Path) -> None:
-        """Count every log line: at ``--log-level warning`` a healthy server writes nothing,
-        and Collect's own warnings reach stderr without a level name (no logging config)."""
-        for line in log_path.read_text(errors="replace").splitlines():
+    def scan(self, server: bl.Server) -> None:
+        """Count every log line: at ``--log-level warning`` a healthy server writes nothing."""
+        for line in server.log_text().splitlines():
             if line.strip():
                 for pattern, mask in _MASKS:
                     line = pattern.sub(mask, line)
                 self.lines[line.strip()] += 1
 
 
-# --------------------------------------------------------------------------- helpers
+def spawn(data_dir: Path, log_path: Path, env: dict[str, str], name: str) -> bl.Server:
+    server = bl.Server(
+        data_dir, env=env, log_path=log_path, log_level="warning", name=name, timeout=30.0
+    )
+    return server.start()
+
+
+def close(server: bl.Server, problems: Problems) -> None:
+    """Stop the server if it still runs (``SIGTERM``, ``SIGKILL`` after a while), note a
+    slow or failed stop, and scan its log."""
+    if server.client.is_closed:
+        return
+    running = server.alive()
+    server.client.close()
+    took = server.stop(timeout=STOP_WAIT_S)
+    code = server.proc.returncode if server.proc else None
+    if running and (took > SLOW_STOP_S or code not in (0, -signal.SIGTERM)):
+        problems.lines[
+            f"server {server.name} took {took:.0f} s to stop after SIGTERM (exit status {code})"
+        ] += 1
+    problems.scan(server)
+
+
+def wait_done(server: bl.Server, job_id: str, above: int, *, timeout_s: float) -> float:
+    """Poll every 10 ms until ``progress.done > above``; when that was seen (``time.time()``)."""
+    bl.wait_done(server.client, job_id, above, poll_s=FAST_POLL_S, timeout_s=timeout_s)
+    return time.time()
 
 
 def epoch(value: str | None) -> float | None:
-    ts = parse_ts(value)
+    ts = bl.parse_ts(value)
     return ts.timestamp() if ts else None
-
-
-def spawn(data_dir: Path, log_path: Path, env_extra: dict[str, str], name: str) -> Node:
-    env = {
-        **os.environ,
-        "COLLECT_DATA_DIR": str(data_dir),
-        "COLLECT_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'collect.db'}",
-        **env_extra,
-    }
-    port = free_port()
-    with open(log_path, "ab") as log:
-        spawned_at = time.time()
-        proc = subprocess.Popen(
-            server_command(port),
-            cwd=data_dir.parent,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
-    return Node(name=name, proc=proc, client=client, log_path=log_path, spawned_at=spawned_at)
-
-
-def wait_healthy(node: Node) -> float:
-    """Poll ``/healthz`` every 10 ms; when it first answered (``time.time()``)."""
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if node.proc.poll() is not None:
-            raise RuntimeError(
-                f"server {node.name} exited with {node.proc.returncode}:\n"
-                f"{node.log_path.read_text()}"
-            )
-        try:
-            if node.client.get("/healthz").status_code == 200:
-                return time.time()
-        except httpx.TransportError:
-            pass
-        time.sleep(FAST_POLL_S)
-    raise RuntimeError(f"server {node.name} not healthy after {HEALTH_TIMEOUT_S} s")
-
-
-def close(node: Node, problems: Problems) -> None:
-    """Stop the server if it still runs (``SIGTERM``, ``SIGKILL`` after a minute), note a
-    slow or failed stop, and scan its log."""
-    if node.closed:
-        return
-    node.closed = True
-    node.client.close()
-    running = node.proc.poll() is None
-    t0 = time.monotonic()
-    stop(node.proc)
-    took = time.monotonic() - t0
-    if running and (took > SLOW_STOP_S or node.proc.returncode not in (0, -signal.SIGTERM)):
-        problems.lines[
-            f"server {node.name} took {took:.0f} s to stop after SIGTERM (exit status "
-            f"{node.proc.returncode})"
-        ] += 1
-    problems.scan(node.log_path)
-
-
-def get_job(node: Node, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = node.client.get(f"/jobs/{job_id}").raise_for_status().json()
-    return job
-
-
-def start_import(node: Node, csv_path: Path) -> str:
-    with open(csv_path, "rb") as f:
-        response = node.client.post(
-            "/imports",
-            files={"file": (csv_path.name, f, "text/csv")},
-            data={"dataset": DATASET},
-            timeout=None,
-        )
-    if response.status_code != 202:
-        raise RuntimeError(f"POST /imports: {response.status_code} {response.text}")
-    return str(response.json()["id"])
-
-
-def wait_done(node: Node, job_id: str, above: int, *, timeout_s: float) -> float:
-    """Poll every 10 ms until ``progress.done > above``; when that was seen."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = get_job(node, job_id)
-        if int(job["progress"].get("done") or 0) > above:
-            return time.time()
-        if job["state"] in TERMINAL:
-            raise RuntimeError(f"job {job_id} ended {job['state']} at {job['progress']}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"job {job_id} made no progress past {above} in {timeout_s} s")
-        if node.proc.poll() is not None:
-            raise RuntimeError(f"server {node.name} exited with {node.proc.returncode}")
-        time.sleep(FAST_POLL_S)
 
 
 def committed(db_path: Path, job_id: str) -> tuple[int, str, float | None]:
@@ -253,9 +153,9 @@ def committed(db_path: Path, job_id: str) -> tuple[int, str, float | None]:
     return int(row[0] or 0), str(row[1]), row[2]
 
 
-def transition_at(node: Node, job_id: str, src: str, dst: str, after: float) -> float | None:
+def transition_at(server: bl.Server, job_id: str, src: str, dst: str, after: float) -> float | None:
     """When (server clock, epoch seconds) the job first moved ``src -> dst`` after ``after``."""
-    items = node.client.get(f"/jobs/{job_id}/history").raise_for_status().json()["items"]
+    items = server.client.get(f"/jobs/{job_id}/history").raise_for_status().json()["items"]
     for item in items:
         at = epoch(item["at"])
         if item["from_state"] == src and item["to_state"] == dst and at and at >= after:
@@ -271,47 +171,42 @@ def minus(a: float | None, b: float) -> float | None:
 
 
 def restart_trial(
-    csv_path: Path, run_dir: Path, how: str, stop_after: int, problems: Problems
+    csv_path: Path,
+    run_dir: Path,
+    how: str,
+    stop_after: int,
+    problems: Problems,
+    chunks: dict[str, str],
 ) -> RestartRun:
-    remove(run_dir)
+    bl.remove(run_dir)
     data_dir = (run_dir / "data").resolve()
-    data_dir.mkdir(parents=True)
-    env = {"COLLECT_NODE_NAME": "bench-node"}
+    env = {**chunks, "COLLECT_NODE_NAME": "bench-node"}
     old = spawn(data_dir, run_dir / "server-1.log", env, "old")
     try:
-        wait_healthy(old)
-        job_id = start_import(old, csv_path)
+        old.wait_healthy(poll_s=FAST_POLL_S)
+        job, _, _ = bl.upload(old.client, csv_path)
+        job_id = job["id"]
         wait_done(old, job_id, stop_after - 1, timeout_s=PROGRESS_TIMEOUT_S)
-        t_signal = time.monotonic()
-        old.proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
-        try:
-            old.proc.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            old.proc.kill()
-            old.proc.wait()
-        stop_s = time.monotonic() - t_signal
-        old.closed = True  # stopped here, not by close(): scan its log only
-        old.client.close()
-        problems.scan(old.log_path)
+        sig = signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL
+        stop_s = old.stop(sig, timeout=STOP_WAIT_S)
     finally:
         close(old, problems)
-    done, state, _lease = committed(data_dir / "collect.db", job_id)
+    at_stop, state, _lease = committed(data_dir / "collect.db", job_id)
     if stop_s > SLOW_STOP_S:
         problems.lines[
-            f"server old took {stop_s:.0f} s to exit after {how} (exit status "
-            f"{old.proc.returncode}); the job was left {state}"
+            f"server old took {stop_s:.0f} s to exit after {how}; the job was left {state}"
         ] += 1
     new = spawn(data_dir, run_dir / "server-2.log", env, "new")
     try:
-        t_health = wait_healthy(new)
-        t_progress = wait_done(new, job_id, done, timeout_s=PROGRESS_TIMEOUT_S)
+        t_health = new.wait_healthy(poll_s=FAST_POLL_S)
+        t_progress = wait_done(new, job_id, at_stop, timeout_s=PROGRESS_TIMEOUT_S)
         t_claim = transition_at(new, job_id, "queued", "running", new.spawned_at)
     finally:
         close(new, problems)
     return RestartRun(
         how=how,
         stop_s=stop_s,
-        done_at_stop=done,
+        done_at_stop=at_stop,
         state_at_stop=state,
         health_s=t_health - new.spawned_at,
         claim_s=minus(t_claim, new.spawned_at),
@@ -321,34 +216,38 @@ def restart_trial(
 
 
 def takeover_trial(
-    csv_path: Path, run_dir: Path, lease_s: float, stop_after: int, problems: Problems
+    csv_path: Path,
+    run_dir: Path,
+    lease_s: float,
+    stop_after: int,
+    problems: Problems,
+    chunks: dict[str, str],
 ) -> TakeoverRun:
-    remove(run_dir)
+    bl.remove(run_dir)
     data_dir = (run_dir / "data").resolve()
-    data_dir.mkdir(parents=True)
-    lease = {"COLLECT_LEASE_S": f"{lease_s:g}"}
+    lease = {**chunks, **bl.settings_env(lease_s=f"{lease_s:g}")}
     a = spawn(data_dir, run_dir / "server-a.log", {**lease, "COLLECT_NODE_NAME": "node-a"}, "A")
-    b: Node | None = None
+    b: bl.Server | None = None
     try:
-        wait_healthy(a)
-        job_id = start_import(a, csv_path)
+        a.wait_healthy(poll_s=FAST_POLL_S)
+        job, _, _ = bl.upload(a.client, csv_path)
+        job_id = job["id"]
         wait_done(a, job_id, 0, timeout_s=PROGRESS_TIMEOUT_S)  # A has claimed it
         b = spawn(data_dir, run_dir / "server-b.log", {**lease, "COLLECT_NODE_NAME": "node-b"}, "B")
-        wait_healthy(b)
+        b.wait_healthy(poll_s=FAST_POLL_S)
         wait_done(a, job_id, stop_after - 1, timeout_s=PROGRESS_TIMEOUT_S)
-        if get_job(a, job_id)["state"] != "running":
+        if bl.get_job(a.client, job_id)["state"] != "running":
             raise RuntimeError(
                 f"job {job_id} is not running before the kill (the import finished before B "
                 "was up?); use a bigger --rows or a smaller --stop-after"
             )
         t_kill = time.time()
-        a.proc.kill()
-        a.proc.wait()
+        a.stop(signal.SIGKILL)
         close(a, problems)
-        done, state, lease_expires_at = committed(data_dir / "collect.db", job_id)
+        at_kill, state, lease_expires_at = committed(data_dir / "collect.db", job_id)
         if state != "running":
             raise RuntimeError(f"job {job_id} is {state} after A was killed; expected running")
-        t_progress = wait_done(b, job_id, done, timeout_s=lease_s * 3 + PROGRESS_TIMEOUT_S)
+        t_progress = wait_done(b, job_id, at_kill, timeout_s=lease_s * 3 + PROGRESS_TIMEOUT_S)
         t_requeue = transition_at(b, job_id, "running", "queued", t_kill)
         t_claim = transition_at(b, job_id, "queued", "running", t_kill)
     finally:
@@ -357,7 +256,7 @@ def takeover_trial(
             close(b, problems)
     return TakeoverRun(
         lease_s=lease_s,
-        done_at_kill=done,
+        done_at_kill=at_kill,
         lease_left_s=minus(lease_expires_at, t_kill),
         requeue_s=minus(t_requeue, t_kill),
         claim_s=minus(t_claim, t_kill),
@@ -368,17 +267,23 @@ def takeover_trial(
 # --------------------------------------------------------------------------- reporting
 
 
-def med(values: list[float | None]) -> str:
-    """Median with the min-max range, e.g. ``1.23 (1.20-1.31)``."""
-    got = [v for v in values if v is not None]
-    if not got:
-        return "-"
-    if len(got) == 1:
-        return fmt(got[0])
-    return f"{statistics.median(got):.2f} ({min(got):.2f}–{max(got):.2f})"
-
-
 def restart_table(runs: list[RestartRun]) -> list[str]:
+    rows = []
+    for how in ("SIGTERM", "SIGKILL"):
+        rs = [r for r in runs if r.how == how]
+        if rs:
+            rows.append(
+                (
+                    "`SIGTERM` (graceful)" if how == "SIGTERM" else "`SIGKILL` (kill -9)",
+                    len(rs),
+                    bl.spread(r.stop_s for r in rs),
+                    "/".join(sorted({r.state_at_stop for r in rs})),
+                    bl.spread(r.health_s for r in rs),
+                    bl.spread(r.claim_s for r in rs),
+                    bl.spread(r.progress_s for r in rs),
+                    bl.spread(r.from_health_s for r in rs),
+                )
+            )
     head = [
         "stop",
         "runs",
@@ -389,26 +294,24 @@ def restart_table(runs: list[RestartRun]) -> list[str]:
         "spawn → new chunk (s)",
         "/healthz → new chunk (s)",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for how in ("SIGTERM", "SIGKILL"):
-        rs = [r for r in runs if r.how == how]
-        if not rs:
-            continue
-        cells = [
-            "`SIGTERM` (graceful)" if how == "SIGTERM" else "`SIGKILL` (kill -9)",
-            str(len(rs)),
-            med([r.stop_s for r in rs]),
-            "/".join(sorted({r.state_at_stop for r in rs})),
-            med([r.health_s for r in rs]),
-            med([r.claim_s for r in rs]),
-            med([r.progress_s for r in rs]),
-            med([r.from_health_s for r in rs]),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return bl.table(head, rows)
 
 
 def takeover_table(runs: list[TakeoverRun], poll_s: float) -> list[str]:
+    rows = []
+    for lease in sorted({r.lease_s for r in runs}):
+        rs = [r for r in runs if r.lease_s == lease]
+        rows.append(
+            (
+                f"{lease:g}",
+                len(rs),
+                bl.spread(r.lease_left_s for r in rs),
+                bl.spread(r.requeue_s for r in rs),
+                bl.spread(r.claim_s for r in rs),
+                bl.spread(r.progress_s for r in rs),
+                f"≤ {lease + poll_s:.2f}",
+            )
+        )
     head = [
         "`COLLECT_LEASE_S`",
         "runs",
@@ -418,151 +321,107 @@ def takeover_table(runs: list[TakeoverRun], poll_s: float) -> list[str]:
         "kill → new chunk (s)",
         "bound for re-queue: lease + poll (s)",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for lease in sorted({r.lease_s for r in runs}):
-        rs = [r for r in runs if r.lease_s == lease]
-        cells = [
-            f"{lease:g}",
-            str(len(rs)),
-            med([r.lease_left_s for r in rs]),
-            med([r.requeue_s for r in rs]),
-            med([r.claim_s for r in rs]),
-            med([r.progress_s for r in rs]),
-            f"≤ {lease + poll_s:.2f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it), keeping the others.
-
-    The section has ``###`` sub-headings; like ``import_vs_sqlite.py``, it ends at the next
-    ``#`` or ``##`` heading outside a code fence."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION_TITLE), None)
-    if start is None:
-        body = text.rstrip("\n") + "\n\n" + section
-    else:
-        end, fenced = len(lines), False
-        for i in range(start + 1, len(lines)):
-            if lines[i].startswith("```"):
-                fenced = not fenced
-            elif not fenced and re.match(r"#{1,2} ", lines[i]):
-                end = i
-                break
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:]).strip("\n")
-        body = (before + "\n\n" if before else "") + section + ("\n" + after if after else "")
-    path.write_text(body.rstrip("\n") + "\n", encoding="utf-8")
+    return bl.table(head, rows)
 
 
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="CSV rows (default 1e6)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each trial (default 3)")
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bl.arguments(__doc__, rows=1_000_000)
     parser.add_argument(
         "--stop-after",
         type=int,
         default=100_000,
-        help="stop or kill the server once this many records are committed (default 1e5)",
+        help="stop or kill the server once this many records are committed",
     )
     parser.add_argument(
         "--leases",
         type=float,
         nargs="+",
         default=[2.0, 5.0, 10.0],
-        help="COLLECT_LEASE_S values for the takeover (default 2 5 10)",
+        help="COLLECT_LEASE_S values for the takeover",
     )
     parser.add_argument(
         "--skip", choices=["restart", "takeover"], default=None, help="leave one part out"
     )
-    parser.add_argument(
-        "--workdir", type=Path, default=REPO / "bench" / "out", help="default bench/out"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep per-trial data dirs and logs")
-    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
-    args = parser.parse_args(argv)
-    if args.rows < 1 or args.repeat < 1 or not 0 < args.stop_after < args.rows:
-        parser.error("need --rows >= 1, --repeat >= 1 and 0 < --stop-after < --rows")
-    for var in ("COLLECT_CHUNK_ROWS", "COLLECT_POLL_INTERVAL_S", "COLLECT_LEASE_S"):
-        if var in os.environ:
-            print(f"note: {var}={os.environ[var]} from the environment", flush=True)
-    poll_s = float(os.environ.get("COLLECT_POLL_INTERVAL_S", DEFAULT_POLL_S))
-    restart_lease = float(os.environ.get("COLLECT_LEASE_S", DEFAULT_LEASE_S))
+    args = bl.parse(parser, argv)
+    if not 0 < args.stop_after < args.rows:
+        parser.error("need 0 < --stop-after < --rows")
 
-    workdir: Path = args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    csv_path = ensure_csv(workdir, args.rows, SEED)
-    size_mb = csv_path.stat().st_size / 1e6
+    csv_path = bl.ensure_csv(args.workdir, args.rows)
     problems = Problems()
-    load_before = os.getloadavg()[0]  # other work on the machine skews the figures
+    chunks = bl.settings_env(chunk_rows=args.chunk_rows)
+    load_before = bl.load()
     t_start = time.monotonic()
 
     restarts: list[RestartRun] = []
     if args.skip != "restart":
         for i in range(args.repeat):
             for how in ("SIGTERM", "SIGKILL") if i % 2 == 0 else ("SIGKILL", "SIGTERM"):
-                run_dir = workdir / f"recovery-restart-{how.lower()}-{i + 1}"
-                r = restart_trial(csv_path, run_dir, how, args.stop_after, problems)
+                run_dir = args.workdir / f"recovery-restart-{how.lower()}-{i + 1}"
+                r = restart_trial(csv_path, run_dir, how, args.stop_after, problems, chunks)
                 restarts.append(r)
                 print(
                     f"restart after {how:7} #{i + 1}: exit {r.stop_s:.2f} s, done "
                     f"{r.done_at_stop:,} ({r.state_at_stop}); spawn -> healthz "
-                    f"{r.health_s:.2f} s, -> claimed {fmt(r.claim_s)} s, -> new chunk "
-                    f"{r.progress_s:.2f} s (healthz -> new chunk {r.from_health_s:.2f} s)",
-                    flush=True,
+                    f"{r.health_s:.2f} s, -> claimed {bl.fmt(r.claim_s)} s, -> new chunk "
+                    f"{r.progress_s:.2f} s (healthz -> new chunk {r.from_health_s:.2f} s)"
                 )
                 if not args.keep:
-                    remove(run_dir)
+                    bl.remove(run_dir)
 
     takeovers: list[TakeoverRun] = []
     if args.skip != "takeover":
         for lease in args.leases:
             for i in range(args.repeat):
-                run_dir = workdir / f"recovery-takeover-lease{lease:g}-{i + 1}"
-                t = takeover_trial(csv_path, run_dir, lease, args.stop_after, problems)
+                run_dir = args.workdir / f"recovery-takeover-lease{lease:g}-{i + 1}"
+                t = takeover_trial(csv_path, run_dir, lease, args.stop_after, problems, chunks)
                 takeovers.append(t)
                 print(
                     f"takeover, lease {lease:g} s #{i + 1}: done {t.done_at_kill:,}; lease "
-                    f"left {fmt(t.lease_left_s)} s; kill -> re-queued {fmt(t.requeue_s)} s, "
-                    f"-> claimed {fmt(t.claim_s)} s, -> new chunk {t.progress_s:.2f} s",
-                    flush=True,
+                    f"left {bl.fmt(t.lease_left_s)} s; kill -> re-queued {bl.fmt(t.requeue_s)} "
+                    f"s, -> claimed {bl.fmt(t.claim_s)} s, -> new chunk {t.progress_s:.2f} s"
                 )
                 if not args.keep:
-                    remove(run_dir)
+                    bl.remove(run_dir)
     elapsed = time.monotonic() - t_start
 
-    print()
+    figures: list[bl.Figure] = []
     parts: list[str] = []
     if restarts:
-        table = restart_table(restarts)
-        print("\n".join(table))
-        print()
+        for how in ("SIGTERM", "SIGKILL"):
+            rs = [r.progress_s for r in restarts if r.how == how]
+            figures.append(
+                bl.Figure(
+                    f"restart after `{how}`: spawn → new chunk (median)", f"{bl.median(rs):.2f} s"
+                )
+            )
         parts += [
             "### Restart on the same data (same node name)",
             "",
             f"A fresh server imports the file; once {args.stop_after:,} records are "
             "committed it is stopped with `SIGTERM` (graceful) or killed with `SIGKILL`. "
-            "A new server (same `COLLECT_NODE_NAME`, lease "
-            f"{restart_lease:g} s) is spawned on the same data dir. *Old server exit*: signal "
-            "to process exit. *State at stop*: the job's committed state once the old "
-            "process is gone. *Claimed*: the `queued → running` transition in the job's "
-            "history (server clock). *New chunk*: `progress.done` of `GET /jobs/{id}` "
-            "(polled every 10 ms) first above its committed value at the stop. Median "
-            "(min–max).",
+            f"A new server (same `COLLECT_NODE_NAME`, lease {DEFAULT_LEASE_S:g} s) is spawned "
+            "on the same data dir. *Old server exit*: signal to process exit. *State at "
+            "stop*: the job's committed state once the old process is gone. *Claimed*: the "
+            "`queued → running` transition in the job's history (server clock). *New chunk*: "
+            "`progress.done` of `GET /jobs/{id}` (polled every 10 ms) first above its "
+            "committed value at the stop. Median (min–max).",
             "",
-            *table,
+            *restart_table(restarts),
             "",
         ]
     if takeovers:
-        table = takeover_table(takeovers, poll_s)
-        print("\n".join(table))
-        print()
+        for lease in sorted({t.lease_s for t in takeovers}):
+            ts = [t.progress_s for t in takeovers if t.lease_s == lease]
+            figures.append(
+                bl.Figure(
+                    f"takeover, lease {lease:g} s: kill → new chunk (median)",
+                    f"{bl.median(ts):.2f} s",
+                    f"≈ lease + poll ({lease + DEFAULT_POLL_S:.2f} s) + a chunk",
+                )
+            )
         parts += [
             "### Takeover after a dead owner (different node names)",
             "",
@@ -574,61 +433,35 @@ def main(argv: list[str] | None = None) -> int:
             "running job renews it at every committed chunk). *Re-queued* / *claimed*: the "
             "`running → queued` and `queued → running` transitions in the history (server "
             "clock). *New chunk*: as above, from the kill. Expected: B re-queues the job "
-            f"at most `COLLECT_POLL_INTERVAL_S` ({poll_s:g} s) after the lease left at the "
-            "kill runs out, so within lease + poll; the new chunk follows by the first "
-            "chunk's own time. "
-            "Median (min–max).",
+            f"at most `COLLECT_POLL_INTERVAL_S` ({DEFAULT_POLL_S:g} s) after the lease left "
+            "at the kill runs out, so within lease + poll; the new chunk follows by the "
+            "first chunk's own time. Median (min–max).",
             "",
-            *table,
+            *takeover_table(takeovers, DEFAULT_POLL_S),
             "",
         ]
     distinct = problems.lines.most_common()
     if distinct:
-        print("server log lines and slow stops (masked, with counts):")
-        for line, count in distinct:
-            print(f"  {count:3} x {line}")
         log_note = (
             "Server log lines and slow stops (ids masked), over all trials: "
             + "; ".join(f"{count} × `{line}`" for line, count in distinct[:8])
             + ("." if len(distinct) <= 8 else f"; and {len(distinct) - 8} more.")
         )
     else:
-        print("server logs: empty; every stop was quick")
         log_note = "Server logs: empty (no warnings, errors or tracebacks); every stop was quick."
-    print(f"total time {elapsed:.0f} s")
-
-    if not args.no_write:
-        info = machine()
-        section = "\n".join(
-            [
-                SECTION_TITLE,
-                "",
-                f"Date: {dt.date.today().isoformat()}",
-                "",
-                f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['os']}, "
-                f"Python {info['python']} (SQLite library {info['sqlite_python']}). "
-                f"1-minute load average at the start: {load_before:.2f}, at the end: "
-                f"{os.getloadavg()[0]:.2f}.",
-                "",
-                "Command (from the repository root):",
-                "",
-                "```sh",
-                command_line(),
-                "```",
-                "",
-                f"Input: every trial imports {args.rows:,} rows of `make_csv.py` output (seed "
-                f"{SEED}, nasty), {size_mb:.1f} MB, into a fresh data dir, with default chunk "
-                f"rows ({os.environ.get('COLLECT_CHUNK_ROWS', '5000')}) and poll interval "
-                f"({poll_s:g} s). {args.repeat} runs of each case; {elapsed:.0f} s in all.",
-                "",
-                *parts,
-                log_note,
-                "",
-            ]
-        )
-        target = REPO / "BENCHMARKS.md"
-        write_section(target, section)
-        print(f"updated {target}")
+    text = bl.section(
+        TITLE,
+        figures=figures,
+        load_before=load_before,
+        method=(
+            f"Input: every trial imports {bl.input_line(args.rows, csv_path)} into a fresh "
+            f"data dir, with chunk rows {args.chunk_rows or 'default (5000)'} and poll interval "
+            f"({DEFAULT_POLL_S:g} s); servers run with `--log-level warning`. {args.repeat} "
+            f"runs of each case; {elapsed:.0f} s in all."
+        ),
+        body=[*parts, log_note],
+    )
+    bl.publish(args, TITLE, text)
     return 0
 
 

@@ -1,0 +1,165 @@
+"""Benchmark: what 200 clients following a job over SSE cost the import they follow.
+
+Each run imports the generated CSV (``benchlib.ensure_csv``) into a fresh server and is
+timed as ``import_vs_sqlite.py`` times Collect: from the start of the upload until
+``GET /jobs/{id}``, polled every 50 ms, says ``completed``. In a run *with followers*,
+``--followers`` streams of ``GET /jobs/{id}/events`` are opened as soon as ``POST /imports``
+has answered (so their connecting is part of the cost) and read to their end by this
+process, one asyncio task each, on one ``httpx.AsyncClient``; every follower must have
+received the job's ``completed`` state event, after which the server closes the stream.
+Runs without and with followers alternate, ``--repeat`` times each. The figure is the
+median import time with followers over the median without (target 1.05x or better).
+
+Run from the repository root::
+
+    .venv/bin/python bench/sse_followers.py --rows 1000000 --repeat 3
+    .venv/bin/python bench/sse_followers.py --rows 100000 --followers 50 --repeat 1 --no-write
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import benchlib as bl
+import httpx
+
+TITLE = "SSE: an import followed by 200 clients"
+TARGET = 1.05
+POLL_S = 0.05
+
+
+@dataclass
+class Run:
+    followers: int
+    total_s: float
+    run_s: float | None  # server clock: started_at -> finished_at
+    events: int  # received by all followers together
+    saw_end: int  # followers that received the `completed` state event
+
+
+async def follow(client: httpx.AsyncClient, job_id: str) -> tuple[int, bool]:
+    """Read one job's event stream to its end: how many events, and whether the last
+    state event was ``completed``."""
+    events, kind, ended = 0, "", False
+    async with client.stream("GET", f"/jobs/{job_id}/events") as stream:
+        stream.raise_for_status()
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+                events += 1
+            elif line.startswith("data:") and kind in ("state", "snapshot"):
+                ended = json.loads(line[5:])["state"] == "completed"
+    return events, ended
+
+
+async def timed_import(server: bl.Server, csv_path: Path, rows: int, followers: int) -> Run:
+    limits = httpx.Limits(max_connections=followers + 8, max_keepalive_connections=followers + 8)
+    async with httpx.AsyncClient(base_url=server.url, timeout=None, limits=limits) as client:
+        job, t0, _ = await asyncio.to_thread(bl.upload, server.client, csv_path)
+        job_id = job["id"]
+        tasks = [asyncio.create_task(follow(client, job_id)) for _ in range(followers)]
+        while True:
+            job = (await client.get(f"/jobs/{job_id}")).raise_for_status().json()
+            if job["state"] in bl.TERMINAL:
+                t_done = time.perf_counter()
+                break
+            await asyncio.sleep(POLL_S)
+        bl.completed(job, rows=rows)
+        got = await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    return Run(
+        followers=followers,
+        total_s=t_done - t0,
+        run_s=bl.seconds_between(job.get("started_at"), job.get("finished_at")),
+        events=sum(n for n, _ in got),
+        saw_end=sum(1 for _, ended in got if ended),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bl.arguments(__doc__, rows=1_000_000)
+    parser.add_argument("--followers", type=int, default=200, help="SSE streams in a run")
+    args = bl.parse(parser, argv)
+    csv_path = bl.ensure_csv(args.workdir, args.rows)
+    load_before = bl.load()
+
+    runs: list[Run] = []
+    for i in range(args.repeat):
+
+        def one(followers: int, i: int = i) -> None:
+            run_dir = args.workdir / f"sse-run{i + 1}-{followers}"
+            env = bl.settings_env(chunk_rows=args.chunk_rows)
+            with bl.Server.fresh(run_dir, env=env) as server:
+                r = asyncio.run(timed_import(server, csv_path, args.rows, followers))
+            if r.saw_end != followers:
+                raise RuntimeError(f"{followers - r.saw_end} followers missed the job's end")
+            runs.append(r)
+            print(f"  {followers:3} followers: {r.total_s:6.2f} s, {r.events:,} events")
+            if not args.keep:
+                bl.remove(run_dir)
+
+        print(f"run {i + 1}/{args.repeat}")
+        bl.alternate(i, lambda: one(0), lambda: one(args.followers))
+
+    alone = [r for r in runs if r.followers == 0]
+    followed = [r for r in runs if r.followers]
+    a_med = bl.median(r.total_s for r in alone)
+    f_med = bl.median(r.total_s for r in followed)
+    ratio = f_med / a_med
+
+    def row(name: str, rs: list[Run]) -> tuple[object, ...]:
+        return (
+            name,
+            " · ".join(bl.fmt(r.total_s) for r in rs),
+            bl.fmt(bl.median(r.total_s for r in rs)),
+            bl.fmt(bl.median(r.run_s for r in rs if r.run_s is not None)),
+            f"{bl.median(r.events / r.followers for r in rs):.1f}" if rs[0].followers else "-",
+        )
+
+    text = bl.section(
+        TITLE,
+        figures=[
+            bl.Figure(
+                f"import time with {args.followers} SSE followers against none",
+                f"{ratio:.3f}×",
+                f"≤ {TARGET:.2f}×",
+                ratio <= TARGET,
+            )
+        ],
+        load_before=load_before,
+        method=(
+            f"Input: {bl.input_line(args.rows, csv_path)}, imported on a fresh server each "
+            f"run, chunk rows {args.chunk_rows or 'default (5000)'}, timed from the start of "
+            "the upload until `GET /jobs/{id}` (polled every 50 ms) says `completed`. With "
+            f"followers: {args.followers} `GET /jobs/{{id}}/events` streams opened once "
+            "`POST /imports` answered and read to their end by one asyncio client on the "
+            "same machine; each received the `completed` event. Runs alternate between the "
+            "two; the figure is the ratio of the medians."
+        ),
+        body=bl.table(
+            [
+                "followers",
+                "runs (s)",
+                "median (s)",
+                "job on the server's clock (s)",
+                "events a follower",
+            ],
+            [row("none", alone), row(str(args.followers), followed)],
+        ),
+        profile=(
+            f"on the server's clock the job ran {bl.fmt(bl.median(r.run_s or 0 for r in alone))} s "
+            f"alone and {bl.fmt(bl.median(r.run_s or 0 for r in followed))} s followed; the "
+            "followers' client shares the machine's two cores with the server and its worker."
+        ),
+    )
+    bl.publish(args, TITLE, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
