@@ -148,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=metrics,
         )
         await supervisor.start()
+        if await supervisor.has_work():
+            dataplane.warm()  # jobs to take back: a worker starts while they are claimed
         app.state.services = Services(
             settings=settings,
             db=db,

@@ -201,6 +201,17 @@ class Supervisor:
             if still:
                 await asyncio.wait(still)
 
+    async def has_work(self) -> bool:
+        """Whether any job waits for a run or is running (perhaps abandoned by a process
+        that stopped)."""
+        async with self.db.read() as conn:
+            found = await conn.scalar(
+                select(JOB.c.id)
+                .where(JOB.c.state.in_([JobState.QUEUED, *ACTIVE, JobState.TERMINATING]))
+                .limit(1)
+            )
+        return found is not None
+
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
         self._wake.set()
