@@ -1,5 +1,5 @@
-"""The schema, built by migrations: at start-up, over a database made before migrations
-existed, by two servers at once, and on PostgreSQL.
+"""The schema, built by migrations: at start-up, by ``collect migrate``, over a database made
+before migrations existed, by two servers at once, and on PostgreSQL.
 
 SQLite tests use real files and real server processes; the PostgreSQL ones a new database per
 test on the local server (``COLLECT_TEST_POSTGRES_URL``, by default the ``postgres`` user on
@@ -10,6 +10,8 @@ import asyncio
 import os
 import secrets
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +85,18 @@ def revision(path: Path) -> list[str]:
 def schema_sql(path: Path) -> list[tuple[str, str, str | None]]:
     with sqlite3.connect(path) as conn:
         return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+def collect_migrate(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COLLECT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "collect_api", "migrate", *args],
+        env={**clean, **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def test_a_new_database_is_migrated_to_head_at_start_up(tmp_path: Path) -> None:
@@ -163,6 +177,24 @@ async def test_a_database_made_before_migrations_upgrades_in_place_and_is_served
     assert sqlite_differences(path) == []
 
 
+async def test_a_database_with_only_some_of_the_tables_is_refused_unchanged(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "collect.db"
+    await _create_all_as_before(sqlite_url(path))
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE team_stage")
+        conn.execute("ALTER TABLE job DROP COLUMN checkpoint")
+    before = schema_sql(path)
+
+    done = await asyncio.to_thread(collect_migrate, "--database-url", sqlite_url(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "table team_stage is missing" in done.stderr
+    assert "column job.checkpoint is missing" in done.stderr
+    assert "Nothing was changed" in done.stderr
+    assert schema_sql(path) == before
+
+
 def test_two_servers_started_together_on_a_new_database_both_come_up(tmp_path: Path) -> None:
     path = tmp_path / "collect.db"
     servers = [ServerProcess(tmp_path), ServerProcess(tmp_path)]
@@ -197,6 +229,24 @@ def test_two_servers_started_together_on_a_new_database_both_come_up(tmp_path: P
     assert sum("nothing to do" in log for log in logs) == 1, logs
     assert revision(path) == [HEAD]
     assert sqlite_differences(path) == []
+
+
+def test_collect_migrate_brings_a_new_file_to_head_then_does_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "collect.db"
+    first = collect_migrate(COLLECT_DATABASE_URL=sqlite_url(path))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"Created the schema at revision {HEAD}" in first.stdout
+    assert revision(path) == [HEAD]
+    schema = schema_sql(path)
+
+    # The option wins over the environment.
+    second = collect_migrate(
+        "--database-url", sqlite_url(path), COLLECT_DATABASE_URL=sqlite_url(tmp_path / "other.db")
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"at revision {HEAD}, the newest: nothing to do" in second.stdout
+    assert schema_sql(path) == schema
+    assert not (tmp_path / "other.db").exists()
 
 
 @pytest.fixture

@@ -259,17 +259,23 @@ _EXCLUSIVE: dict[str, Callable[[str], AbstractAsyncContextManager[AsyncConnectio
 }
 
 
-def exclusive(url: str) -> AbstractAsyncContextManager[AsyncConnection]:
-    """A transaction on the database at ``url`` that no other migrator shares: committed on
-    exit, rolled back on any exception."""
+def backend(url: str) -> str:
+    """The database ``url`` names (``sqlite``, ``postgresql``); ValueError if migrations do not
+    know it."""
     parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend not in _EXCLUSIVE:
+    name = parsed.get_backend_name()
+    if name not in _EXCLUSIVE:
         shown = parsed.render_as_string(hide_password=True)
         raise ValueError(
             f"unsupported database URL {shown!r}: use sqlite+aiosqlite or postgresql+asyncpg"
         )
-    return _EXCLUSIVE[backend](url)
+    return name
+
+
+def exclusive(url: str) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A transaction on the database at ``url`` that no other migrator shares: committed on
+    exit, rolled back on any exception."""
+    return _EXCLUSIVE[backend(url)](url)
 
 
 async def upgrade(url: str) -> Migration:
