@@ -195,6 +195,18 @@ async def test_a_database_with_only_some_of_the_tables_is_refused_unchanged(
     assert schema_sql(path) == before
 
 
+async def test_rows_that_refer_to_no_row_stop_the_migration_unchanged(tmp_path: Path) -> None:
+    # Foreign keys are off on the migrating connection, so that rebuilding a table cannot
+    # delete rows by cascade; they are checked before the commit instead.
+    path = tmp_path / "collect.db"
+    await _create_all_as_before(sqlite_url(path))
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO job_rejection (job_id, reason, raw) VALUES ('gone', 'x', '')")
+    with pytest.raises(migrations.SchemaMismatch, match="rows of job_rejection refer"):
+        await migrations.upgrade(sqlite_url(path))
+    assert "alembic_version" not in tables(path)
+
+
 def test_two_servers_started_together_on_a_new_database_both_come_up(tmp_path: Path) -> None:
     path = tmp_path / "collect.db"
     servers = [ServerProcess(tmp_path), ServerProcess(tmp_path)]

@@ -64,7 +64,20 @@ from collect_api.migrations.legacy import SchemaMismatch
 from collect_api.storage import datasets
 from collect_api.storage import teams as _team_tables
 
-__all__ = ["BASELINE", "Migration", "SchemaMismatch", "head", "schema_differences", "upgrade"]
+__all__ = [
+    "ADVISORY_LOCK_KEY",
+    "BASELINE",
+    "Migration",
+    "SchemaMismatch",
+    "alembic_config",
+    "backend",
+    "context_options",
+    "exclusive",
+    "head",
+    "schema_differences",
+    "target_metadata",
+    "upgrade",
+]
 
 # The revision that creates the schema as ``create_all`` made it before migrations existed.
 BASELINE = "0001"
@@ -74,6 +87,7 @@ ADVISORY_LOCK_KEY = int.from_bytes(b"Collect", "big")
 # a large table may take minutes, and waiting is always right.
 _SQLITE_BUSY_TIMEOUT_MS = 30 * 60 * 1000
 _HERE = Path(__file__).parent
+# Referenced so that their import, which registers their tables, is not taken for unused.
 _TABLE_MODULES = (_job_tables, _team_tables)
 
 
@@ -108,7 +122,6 @@ class Migration:
 
 def target_metadata() -> MetaData:
     """The schema the models declare, which the revisions must build."""
-    assert _TABLE_MODULES  # their import registered their tables
     return SQLModel.metadata
 
 
@@ -198,7 +211,8 @@ async def _use_wal(conn: AsyncConnection) -> None:
     deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
-            await driver.execute("PRAGMA journal_mode=WAL")
+            cursor = await driver.execute("PRAGMA journal_mode=WAL")
+            await cursor.close()
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -232,9 +246,10 @@ async def _sqlite_exclusive(url: str) -> AsyncIterator[AsyncConnection]:
                 yield conn
                 broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
                 if broken:
+                    tables = ", ".join(sorted({row[0] for row in broken}))
                     raise SchemaMismatch(
-                        "The migration left rows whose foreign keys match no row "
-                        f"({broken[:5]}); nothing was changed."
+                        f"After the migration, rows of {tables} refer to rows that do not "
+                        "exist; nothing was changed."
                     )
     finally:
         await engine.dispose()
