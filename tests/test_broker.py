@@ -4,6 +4,7 @@ only on changes newer than what it has already read."""
 import asyncio
 from pathlib import Path
 
+from collect_api import migrations
 from collect_api.db import Database
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
@@ -12,12 +13,9 @@ from tests.conftest import make_settings
 
 
 async def _database(tmp_path: Path) -> Database:
-    from sqlmodel import SQLModel
-
-    db = Database(make_settings(tmp_path).database_url)
-    async with db.write() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
-    return db
+    url = make_settings(tmp_path).database_url
+    await migrations.upgrade(url)
+    return Database(url)
 
 
 async def _move(db: Database, job_id: str, *states: JobState) -> Job:

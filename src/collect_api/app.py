@@ -16,10 +16,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlmodel import SQLModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from collect_api import __version__
+from collect_api import __version__, migrations
 from collect_api.access import Access
 from collect_api.api import datasets, events, exports, health, imports, jobs, metrics, teams
 from collect_api.api.deps import Services
@@ -135,8 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # names the column.
         csv.field_size_limit(max(settings.max_field_bytes * 16, 1 << 20))
         db = Database(settings.database_url)
-        async with db.write() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
+        # Every process migrates as it starts; a lock makes the others wait, then do nothing.
+        migration = await migrations.upgrade(settings.database_url)
+        log.info("%s", migration.describe())
         broker = Broker(db, progress_interval=settings.progress_interval_s)
         dataplane = DataPlane(settings.database_url, workers=settings.max_running_jobs)
         metrics = Metrics()

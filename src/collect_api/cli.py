@@ -1,4 +1,4 @@
-"""The ``collect`` command: ``collect serve`` and the client verbs.
+"""The ``collect`` command: ``collect serve``, ``collect migrate`` and the client verbs.
 
 The client verbs (``collect_api.client.commands``) talk to a service over HTTP; ``serve`` imports
 the service itself only when it runs, so that the client starts fast.
@@ -72,6 +72,42 @@ def serve(
         log_config=logs.config(level=log_level.lower(), log_format=log_format),
         timeout_graceful_shutdown=30,
     )
+
+
+@service.command(rich_help_panel=SERVICE)
+def migrate(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="the database (default: COLLECT_DATABASE_URL)", show_default=False),
+    ] = None,
+) -> None:
+    """Bring the database's schema to the newest revision (the service also does as it starts)."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from collect_api import migrations
+    from collect_api.settings import Settings
+
+    url = database_url or Settings().database_url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+        migrations.backend(url)
+    except ArgumentError:
+        raise typer.BadParameter(
+            f"not a database URL: {url!r}", param_hint="--database-url"
+        ) from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--database-url") from None
+    try:
+        migration = asyncio.run(migrations.upgrade(url))
+    except (migrations.SchemaMismatch, SQLAlchemyError, OSError) as exc:
+        # The driver's own message, without SQLAlchemy's wrapping of it.
+        reason = getattr(exc, "orig", None) or exc
+        typer.echo(f"Cannot migrate {shown}: {reason}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{shown}: {migration.describe()}")
 
 
 def _is_loopback(host: str) -> bool:

@@ -29,6 +29,12 @@ def data_table(job_id: str) -> str:
     return _checked(f"ds_{job_id}")
 
 
+def is_dataset_table(name: str) -> bool:
+    """Whether ``name`` is a table made while the service runs, for a dataset's staged or
+    published rows: such tables are no part of the schema that migrations build."""
+    return _TABLE_NAME.match(name) is not None
+
+
 def _checked(table: str) -> str:
     if not _TABLE_NAME.match(table):
         raise ValueError(f"not a table name Collect generates: {table!r}")
