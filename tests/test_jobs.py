@@ -89,10 +89,12 @@ async def test_a_paused_job_holds_no_slot_and_no_lock(
 async def test_a_job_beyond_the_run_slots_waits_queued(
     client: httpx.AsyncClient, tmp_path: Path, settings: Settings
 ) -> None:
+    # The first two are long enough (chunks of 10) to be running still when looked at.
+    sizes = {11: 8_000, 12: 8_000, 13: 3_000}
     files = []
-    for seed in (11, 12, 13):
+    for seed, rows in sizes.items():
         path = tmp_path / f"in{seed}.csv"
-        write_responses_csv(path, 3_000, seed=seed)
+        write_responses_csv(path, rows, seed=seed)
         files.append(path)
     jobs = [await start_import(client, path, f"set{i}") for i, path in enumerate(files)]
     await wait_progress(client, jobs[0]["id"], 1)
@@ -105,8 +107,8 @@ async def test_a_job_beyond_the_run_slots_waits_queued(
         await wait_for(client, job["id"], {"completed"})
     ended = [(await client.get(f"/jobs/{j['id']}")).json() for j in jobs]
     assert ended[2]["started_at"] >= min(j["finished_at"] for j in ended[:2])
-    for i, seed in enumerate((11, 12, 13)):
-        assert (await dataset_rows(client, f"set{i}"))[1] == list(responses(3_000, seed=seed))
+    for i, (seed, rows) in enumerate(sizes.items()):
+        assert (await dataset_rows(client, f"set{i}"))[1] == list(responses(rows, seed=seed))
 
 
 @pytest.mark.settings(chunk_rows=10)
