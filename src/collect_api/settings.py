@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     max_running_jobs: int = Field(default=2, ge=1)
     max_upload_bytes: int = Field(default=10 * 1024**3, ge=1)
     # The most records in one chunk; chunks also stop at about a quarter second of work.
-    chunk_rows: int = Field(default=100_000, ge=1)
+    chunk_rows: int = Field(default=20_000, ge=1)
     max_field_bytes: int = Field(default=1024**2, ge=1)
     max_columns: int = Field(default=1000, ge=1)
     # How long a control request (pause, terminate) waits for the job to reach a safe point
