@@ -80,7 +80,6 @@ def test_each_change_of_a_job_is_one_line_with_a_timestamp_a_level_and_its_id(
         "pausing",
         "paused",
         "resumed",
-        "started",
         "terminating",
         "terminated",
     ]
