@@ -95,15 +95,15 @@ async def test_with_no_run_slot_free_a_resumed_job_waits_queued_then_its_gate_op
 ) -> None:
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     write_responses_csv(first, 10_000, seed=53)
-    write_responses_csv(second, 10_000, seed=54)
-    settings = make_settings(tmp_path, chunk_rows=50, max_running_jobs=1)
+    write_responses_csv(second, 30_000, seed=54)  # chunks of 20: runs while the first waits
+    settings = make_settings(tmp_path, chunk_rows=20, max_running_jobs=1)
     async with service(settings) as (client, services):
         parked = await start_import(client, first, "parked")
         await wait_progress(client, parked["id"], 200)
         task = services.supervisor._running[parked["id"]]
         assert (await client.post(f"/jobs/{parked['id']}/pause")).json()["state"] == "paused"
         other = await start_import(client, second, "other")
-        await wait_for(client, other["id"], {"running"})
+        await wait_progress(client, other["id"], 100)
         # The one slot is taken: the resume queues it, and its task stays parked.
         assert (await client.post(f"/jobs/{parked['id']}/resume")).json()["state"] == "queued"
         assert services.supervisor.parks(parked["id"])

@@ -93,10 +93,13 @@ async def test_history_records_every_transition_and_who_asked(
     assert moves[0] == (None, "queued")
     assert ("running", "pausing") in moves
     assert ("pausing", "paused") in moves
-    assert ("paused", "queued") in moves
+    # Resumed in its own process with a run slot free: straight on, by the user's request.
+    assert ("paused", "running") in moves
     assert moves[-1] == ("running", "completed")
     pause = next(h for h in history if h["to_state"] == "pausing")
     assert pause["actor"] == "default"
+    resume = next(h for h in history if h["from_state"] == "paused")
+    assert (resume["actor"], resume["reason"]) == ("default", "resume")
     assert all(a["at"] <= b["at"] for a, b in itertools.pairwise(history))
 
 
