@@ -133,6 +133,15 @@ def input_line(rows: int, path: Path) -> str:
 # --------------------------------------------------------------------------- the server
 
 
+def chunk_rows_text(chunk_rows: int | None) -> str:
+    """How a section names the chunk size its servers ran with."""
+    if chunk_rows:
+        return f"{chunk_rows:,}"
+    from collect_api.settings import Settings
+
+    return f"default ({Settings.model_fields['chunk_rows'].default:,})"
+
+
 def settings_env(**settings: object) -> dict[str, str]:
     """``COLLECT_*`` variables for Settings fields; a None value leaves the default."""
     return {f"COLLECT_{k.upper()}": str(v) for k, v in settings.items() if v is not None}

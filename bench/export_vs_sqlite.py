@@ -279,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         method=(
             f"Input: a dataset of {args.rows:,} records imported once (not timed) from "
             f"{bl.input_line(args.rows, csv_path)} into a fresh server, chunk rows "
-            f"{args.chunk_rows or 'default (5000)'}. Collect: timed from `POST /exports` "
+            f"{bl.chunk_rows_text(args.chunk_rows)}. Collect: timed from `POST /exports` "
             "(whole dataset, all columns, no gzip) through polling `GET /jobs/{id}` every "
             "50 ms until `completed`, to the last byte of `GET /jobs/{id}/result` streamed to "
             'disk. sqlite3: `sqlite3 -csv -header DB "SELECT c0 AS \\"response_id\\", … '

@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         method=(
             f"Input: {bl.input_line(args.rows, csv_path)}, imported twice at once (two "
             "datasets, each paused as soon as uploaded, then both resumed) on a fresh "
-            f"server, chunk rows {args.chunk_rows or 'default (5000)'}, {args.repeat} times. "
+            f"server, chunk rows {bl.chunk_rows_text(args.chunk_rows)}, {args.repeat} times. "
             "One request at a time from one client on a kept-alive "
             f"connection, {args.gap:g} ms between a response and the next request, each timed "
             "from send to the end of the response; *loaded* while both jobs are `running`, "

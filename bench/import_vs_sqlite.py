@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_before=load_before,
         method=(
             f"Input: {bl.input_line(args.rows, csv_path)}. Collect: a fresh server for each "
-            f"run, chunk rows {args.chunk_rows or 'default (5000)'}, timed from the start of "
+            f"run, chunk rows {bl.chunk_rows_text(args.chunk_rows)}, timed from the start of "
             "the upload (streamed from disk) until `GET /jobs/{id}`, polled every 50 ms, says "
             f"`completed`. sqlite3: `.mode csv` + `.import --csv FILE {bl.DATASET}` into a "
             f"fresh file with CLI defaults (journal_mode={lite[0].journal_mode}, "

@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         method=(
             f"Each size imported {args.repeat} time(s) from `make_csv.py` output (seed "
             f"{bl.SEED}, nasty) into a fresh server, chunk rows "
-            f"{args.chunk_rows or 'default (5000)'}, timed from the start of the upload to "
+            f"{bl.chunk_rows_text(args.chunk_rows)}, timed from the start of the upload to "
             "`completed` (polled every 50 ms). RSS of the server process and every process "
             f"below it (its data-plane workers), summed, sampled every {args.interval:g} ms "
             "with `psutil`; *at start*: the first sample, before the upload; *server* and "

@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_before=load_before,
         method=(
             f"Input: {bl.input_line(args.rows, csv_path)}, imported {args.repeat} times, each "
-            f"on a fresh server with chunk rows {args.chunk_rows or 'default (5000)'}. Each "
+            f"on a fresh server with chunk rows {bl.chunk_rows_text(args.chunk_rows)}. Each "
             f"import is paused up to {args.cycles} times, evenly through the file, and resumed "
             "straight away. Pause: `POST /jobs/{id}/pause` sent → its answer, the job "
             "`paused`. Resume: `POST /jobs/{id}/resume` sent → `progress.done` of "

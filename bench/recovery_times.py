@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_before=load_before,
         method=(
             f"Input: every trial imports {bl.input_line(args.rows, csv_path)} into a fresh "
-            f"data dir, with chunk rows {args.chunk_rows or 'default (5000)'} and poll interval "
+            f"data dir, with chunk rows {bl.chunk_rows_text(args.chunk_rows)} and poll interval "
             f"({DEFAULT_POLL_S:g} s); servers run with `--log-level warning`. {args.repeat} "
             f"runs of each case; {elapsed:.0f} s in all."
         ),

@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_before=load_before,
         method=(
             f"Input: {bl.input_line(args.rows, csv_path)}, imported on a fresh server each "
-            f"run, chunk rows {args.chunk_rows or 'default (5000)'}, timed from the start of "
+            f"run, chunk rows {bl.chunk_rows_text(args.chunk_rows)}, timed from the start of "
             "the upload until `GET /jobs/{id}` (polled every 50 ms) says `completed`. With "
             f"followers: {args.followers} `GET /jobs/{{id}}/events` streams opened once "
             "`POST /imports` answered and read to their end by one asyncio client on the "

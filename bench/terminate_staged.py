@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_before=load_before,
         method=(
             f"Input: {bl.input_line(file_rows, csv_path)}, imported on a fresh server "
-            f"(chunk rows {args.chunk_rows or 'default (5000)'}) into two datasets in turn. "
+            f"(chunk rows {bl.chunk_rows_text(args.chunk_rows)}) into two datasets in turn. "
             f"Once at least {args.rows:,} records are committed (`GET /jobs/{{id}}` polled "
             "every 10 ms) the job is terminated while it runs, or paused and then terminated; "
             "timed from sending `POST /jobs/{id}/terminate` to its answer `terminated`. "

@@ -29,6 +29,8 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "poll_interval_s": 0.02,
         "max_running_jobs": 2,
         "progress_interval_s": 0.25,
+        # In-process apps come and go by the hundred: a worker starts with the first job.
+        "start_worker": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from make_csv import responses, write_responses_csv
 
-from collect_api.storage.dataplane import DataPlane, WorkerDied, WorkerInterrupted
+from collect_api.storage.dataplane.client import DataPlane, WorkerDied, WorkerInterrupted
 from collect_api.storage.dataplane.process import Worker
 
 COLUMNS = 8
@@ -286,7 +286,7 @@ async def test_a_bad_record_is_reported_with_its_line(plane: DataPlane, tmp_path
         "columns": ["a", "b"],
         "stage_table": "stage_x",
     }
-    from collect_api.storage.dataplane import RemoteError
+    from collect_api.storage.dataplane.client import RemoteError
 
     async with plane.import_session(**options) as feed:
         with pytest.raises(RemoteError) as raised:

@@ -31,7 +31,7 @@ from collect_api.jobs.supervisor import Supervisor
 from collect_api.kinds import all_kinds
 from collect_api.metrics import Metrics
 from collect_api.settings import Settings
-from collect_api.storage.dataplane import DataPlane
+from collect_api.storage.dataplane.client import DataPlane
 
 log = logging.getLogger("collect")
 PROBLEM = "application/problem+json"
@@ -148,8 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=metrics,
         )
         await supervisor.start()
-        if await supervisor.has_work():
-            dataplane.warm()  # jobs to take back: a worker starts while they are claimed
+        if settings.start_worker or await supervisor.has_work():
+            dataplane.warm()  # a worker starts while the server begins to serve
         app.state.services = Services(
             settings=settings,
             db=db,

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Disk kept free beside the database (a reserve file), given back when the disk fills up
     # so that a failing job can still record its end and roll its writes back.
     disk_reserve_bytes: int = Field(default=64 * 1024**2, ge=0)
+    # Start a data-plane worker with the server, so that the first import or export does not
+    # wait for one (about half a second) to start.
+    start_worker: bool = True
     # The WAL is copied into the database file whenever no job runs in this process; while
     # jobs run, only once it has grown past this many bytes.
     checkpoint_wal_bytes: int = Field(default=512 * 1024**2, ge=0)

@@ -14,7 +14,7 @@ from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
 from collect_api.metrics import Metrics
 from collect_api.settings import Settings
-from collect_api.storage.dataplane import DataPlane
+from collect_api.storage.dataplane.client import DataPlane
 
 
 @dataclass

@@ -5,7 +5,7 @@ from collect_api.kinds.exports import ExportKind
 from collect_api.kinds.imports import ImportKind
 from collect_api.kinds.teams import TeamsKind
 from collect_api.settings import Settings
-from collect_api.storage.dataplane import DataPlane
+from collect_api.storage.dataplane.client import DataPlane
 
 
 def all_kinds(settings: Settings, dataplane: DataPlane) -> dict[str, JobKind]:

@@ -41,7 +41,7 @@ from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.store import REJECTION
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
-from collect_api.storage.dataplane import RemoteError
+from collect_api.storage.dataplane.client import RemoteError
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.uploads import Upload
 

@@ -27,7 +27,7 @@ from collect_api.jobs.models import TERMINAL, Job, JobState, new_job_id, utcnow
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage import datasets
-from collect_api.storage.dataplane import ChunkBudget, DataPlane, RemoteError, WorkerDied
+from collect_api.storage.dataplane.client import ChunkBudget, DataPlane, RemoteError, WorkerDied
 from collect_api.storage.exports import encode_chunk, export_path, write_at
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.filters import Filter, FilterProblem, check_filters

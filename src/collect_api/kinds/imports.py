@@ -37,7 +37,7 @@ from collect_api.kinds.csvsource import (
 )
 from collect_api.settings import Settings
 from collect_api.storage import datasets
-from collect_api.storage.dataplane import DataPlane, ImportFeed, RemoteError, WorkerDied
+from collect_api.storage.dataplane.client import DataPlane, ImportFeed, RemoteError, WorkerDied
 from collect_api.storage.files import ORPHAN_GRACE_S, working_files
 from collect_api.storage.uploads import Upload
 
