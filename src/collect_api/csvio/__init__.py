@@ -10,6 +10,7 @@ from collect_api.csvio.reader import (
     RecordChunk,
     RecordReader,
     read_header,
+    reject,
     resolve_encoding,
 )
 from collect_api.csvio.sniff import DELIMITERS, check_text, sniff_delimiter
@@ -23,6 +24,7 @@ __all__ = [
     "RecordReader",
     "check_text",
     "read_header",
+    "reject",
     "resolve_encoding",
     "sniff_delimiter",
 ]

@@ -11,8 +11,6 @@ The ``on_error`` policy (``check_rejections``) is applied by the caller once it 
 record a chunk sets aside, its own checks included.
 """
 
-import csv
-import io
 import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -20,7 +18,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from collect_api.csvio import fast
-from collect_api.csvio.reader import CsvProblem, Encoding, RecordReader
+from collect_api.csvio.reader import CsvProblem, Encoding, RecordReader, reject
 
 # Codecs whose bytes the fast path can cut and parse: ASCII-compatible, so quotes, line ends
 # and delimiters are the same bytes; Latin-1 is turned into UTF-8 after cutting.
@@ -47,23 +45,6 @@ class ChunkRead:
     exact: bool  # read by the exact reader
     # Index in the chunk of each row of ``table``; None when every record was kept.
     kept: list[int] | None = field(default=None)
-
-
-def reject(
-    record: list[str], *, line: int, number: int, column: str | None, reason: str, delimiter: str
-) -> dict[str, Any]:
-    """A record set aside, as ``GET /jobs/{id}/errors`` lists it."""
-    out = io.StringIO()
-    # The writer quotes fields holding characters of its line terminator: keep CR LF in it,
-    # so that a field with a line break is quoted, and cut the terminator off afterwards.
-    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerow(record)
-    return {
-        "line": line,
-        "record": number,
-        "column": column,
-        "reason": reason,
-        "raw": out.getvalue()[:-2],
-    }
 
 
 def check_rejections(

@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 BLOCK_BYTES = 1 << 20
 BOMS = {
@@ -426,3 +426,20 @@ def _csv_reason(message: str) -> str:
     if "new-line character seen in unquoted field" in message:
         return "a bare carriage return inside an unquoted field; quote the field"
     return message
+
+
+def reject(
+    record: list[str], *, line: int, number: int, column: str | None, reason: str, delimiter: str
+) -> dict[str, Any]:
+    """A record set aside, as ``GET /jobs/{id}/errors`` lists it."""
+    out = io.StringIO()
+    # The writer quotes fields holding characters of its line terminator: keep CR LF in it,
+    # so that a field with a line break is quoted, and cut the terminator off afterwards.
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerow(record)
+    return {
+        "line": line,
+        "record": number,
+        "column": column,
+        "reason": reason,
+        "raw": out.getvalue()[:-2],
+    }

@@ -12,8 +12,6 @@ next unread record, the records read and rejected so far. A kind adds its own co
 
 import asyncio
 import contextlib
-import csv
-import io
 import math
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from collect_api.csvio import (
     RecordReader,
     check_text,
     read_header,
+    reject,
     resolve_encoding,
     sniff_delimiter,
 )
@@ -183,22 +182,6 @@ class Chunk:
         indices = self.kept if self.kept is not None else range(len(self.parsed.records))
         first = self.parsed.first_record
         return [(self.parsed.lines[i], first + i) for i in indices]
-
-
-def reject(
-    record: list[str], *, line: int, number: int, column: str | None, reason: str, delimiter: str
-) -> dict[str, Any]:
-    out = io.StringIO()
-    # The writer quotes fields holding characters of its line terminator: keep CR LF in it,
-    # so that a field with a line break is quoted, and cut the terminator off afterwards.
-    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerow(record)
-    return {
-        "line": line,
-        "record": number,
-        "column": column,
-        "reason": reason,
-        "raw": out.getvalue()[:-2],
-    }
 
 
 def _read_chunk(

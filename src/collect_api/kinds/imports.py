@@ -10,6 +10,7 @@ transaction that marks the job completed.
 import asyncio
 import logging
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -125,6 +126,43 @@ async def submit_import(
 SAME_READING = ("encoding", "_codec", "delimiter", "columns", "_data_offset", "_data_line")
 # Bytes an upload must have before its import starts: enough to sniff it as a whole file is.
 EARLY_START_BYTES = SNIFF_BYTES + 64 * 1024
+
+
+def open_feed(
+    dataplane: DataPlane, settings: Settings, *, job_id: str, params: dict[str, Any], path: Path
+) -> AbstractAsyncContextManager[ImportFeed]:
+    """The data plane's session that stages the upload at ``path`` for job ``job_id``."""
+    return dataplane.import_session(
+        upload=str(path),
+        stage_table=datasets.stage_table(job_id),
+        rejection_table=REJECTION.name,
+        job_id=job_id,
+        encoding=(params["encoding"], params["_codec"]),
+        delimiter=params["delimiter"],
+        columns=params["columns"],
+        max_field_bytes=settings.max_field_bytes,
+    )
+
+
+def stage_options(settings: Settings, params: dict[str, Any], cp: Checkpoint) -> dict[str, Any]:
+    """What a chunk's staging takes: where it starts, how many records, the error policy."""
+    return {
+        "position": {k: cp[k] for k in ("offset", "line", "records")},
+        "max_records": settings.chunk_rows,
+        "on_error": params["on_error"],
+        "max_errors": params["max_errors"],
+        "rejected": cp["rejected"],
+    }
+
+
+def advanced(cp: Checkpoint, staged: dict[str, Any]) -> Checkpoint:
+    """The checkpoint after a chunk that ``stage`` read from ``cp``."""
+    return {
+        **cp,
+        **staged["next"],
+        "rejected": cp["rejected"] + staged["rejected"],
+        "rows": cp["rows"] + staged["rows"],
+    }
 
 
 @dataclass(frozen=True)
@@ -249,26 +287,14 @@ class EarlyImport:
             await datasets.create_table(conn, stage, len(params["columns"]))
         self.table = True
         cp = first_checkpoint(params, rows=0)
-        async with self._dataplane.import_session(
-            upload=str(self._path),
-            stage_table=stage,
-            rejection_table=REJECTION.name,
-            job_id=self._job_id,
-            encoding=(params["encoding"], params["_codec"]),
-            delimiter=params["delimiter"],
-            columns=params["columns"],
-            max_field_bytes=self._settings.max_field_bytes,
+        async with open_feed(
+            self._dataplane, self._settings, job_id=self._job_id, params=params, path=self._path
         ) as feed:
             self._feed = feed
             while not self._whole:
                 upto = self._received
                 staged = await feed.stage_received(
-                    upto=upto,
-                    position={k: cp[k] for k in ("offset", "line", "records")},
-                    max_records=self._settings.chunk_rows,
-                    on_error=params["on_error"],
-                    max_errors=params["max_errors"],
-                    rejected=cp["rejected"],
+                    upto=upto, **stage_options(self._settings, params, cp)
                 )
                 if staged is None:
                     if upto - cp["offset"] > 4 * EARLY_START_BYTES + self._settings.max_field_bytes:
@@ -285,12 +311,7 @@ class EarlyImport:
                     await feed.rollback()
                     raise
                 assert committed
-                cp = {
-                    **cp,
-                    **staged["next"],
-                    "rejected": cp["rejected"] + staged["rejected"],
-                    "rows": cp["rows"] + staged["rows"],
-                }
+                cp = advanced(cp, staged)
                 self.staged = Staged(params=params, checkpoint=cp)
 
 
@@ -322,15 +343,12 @@ class ImportKind:
                 progress=progress(records=0, offset=start["offset"], size=size, rate=None),
             )
         try:
-            async with self.dataplane.import_session(
-                upload=str(upload_path(self.settings, job.id)),
-                stage_table=stage,
-                rejection_table=REJECTION.name,
+            async with open_feed(
+                self.dataplane,
+                self.settings,
                 job_id=job.id,
-                encoding=(p["encoding"], p["_codec"]),
-                delimiter=p["delimiter"],
-                columns=p["columns"],
-                max_field_bytes=self.settings.max_field_bytes,
+                params=p,
+                path=upload_path(self.settings, job.id),
             ) as feed:
                 at_end = cp["offset"] >= size
                 spent = {"chunks": 0, "read": 0.0, "write": 0.0, "commit": 0.0}
@@ -341,19 +359,8 @@ class ImportKind:
                     async def chunk(
                         before: Checkpoint = before,
                     ) -> tuple[Checkpoint, dict[str, Any], bool, bool]:
-                        staged = await feed.stage(
-                            position={k: before[k] for k in ("offset", "line", "records")},
-                            max_records=self.settings.chunk_rows,
-                            on_error=p["on_error"],
-                            max_errors=p["max_errors"],
-                            rejected=before["rejected"],
-                        )
-                        after = {
-                            **before,
-                            **staged["next"],
-                            "rejected": before["rejected"] + staged["rejected"],
-                            "rows": before["rows"] + staged["rows"],
-                        }
+                        staged = await feed.stage(**stage_options(self.settings, p, before))
+                        after = advanced(before, staged)
                         shown = checkpoint_progress(
                             after, size=size, rate=ctx.rate(after["records"])
                         )

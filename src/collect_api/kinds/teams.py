@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from collect_api.csvio import reject
 from collect_api.db import Database
 from collect_api.errors import Unprocessable
 from collect_api.jobs import store
@@ -27,7 +28,6 @@ from collect_api.kinds.csvsource import (
     inspect_upload,
     progress,
     read_chunks,
-    reject,
     release_upload,
     save_rejections,
     sweep_uploads,
