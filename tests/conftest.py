@@ -14,6 +14,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from collect_api.api.deps import Services
 from collect_api.app import create_app
 from collect_api.settings import Settings
 
@@ -44,16 +45,24 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 @asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on ``settings``, its lifespan running, and a client talking to it in-process.
-    Leaving the block stops the app as a server stop would."""
+async def app_services(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The app on ``settings``, its lifespan running, a client talking to it in-process, and
+    its services (for tests that look at the supervisor). Leaving the block stops the app as
+    a server stop would."""
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://collect.test", timeout=60
         ) as http:
-            yield http
+            yield http, app.state.services
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on ``settings``, its lifespan running, and a client talking to it in-process."""
+    async with app_services(settings) as (http, _services):
+        yield http
 
 
 @pytest.fixture

@@ -4,31 +4,13 @@ task without writing, and the job goes on from its checkpoint as after any stop.
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from asgi_lifespan import LifespanManager
 from make_csv import responses, write_responses_csv
 
-from collect_api.api.deps import Services
-from collect_api.app import create_app
-from collect_api.settings import Settings
-from tests.conftest import ServerProcess, make_settings
+from tests.conftest import ServerProcess, app_services, make_settings
 from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
-
-
-@asynccontextmanager
-async def service(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    """The app in-process, with its services: the test looks at the supervisor's tasks."""
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://collect.test", timeout=60
-        ) as http:
-            yield http, app.state.services
 
 
 async def states(client: httpx.AsyncClient, job_id: str) -> list[str]:
@@ -39,7 +21,7 @@ async def states(client: httpx.AsyncClient, job_id: str) -> list[str]:
 async def test_a_resume_in_the_same_process_goes_on_in_the_same_task(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 30_000, seed=51)
-    async with service(make_settings(tmp_path, chunk_rows=50)) as (client, services):
+    async with app_services(make_settings(tmp_path, chunk_rows=50)) as (client, services):
         job = await start_import(client, source, "gated")
         await wait_progress(client, job["id"], 500)
         task = services.supervisor._running[job["id"]]
@@ -72,7 +54,7 @@ async def test_many_random_pauses_in_one_process_import_every_record_once(
     source = tmp_path / "in.csv"
     write_responses_csv(source, 20_000, seed=52)
     rng = random.Random(52)
-    async with service(make_settings(tmp_path, chunk_rows=100)) as (client, services):
+    async with app_services(make_settings(tmp_path, chunk_rows=100)) as (client, services):
         job = await start_import(client, source, "paused_often")
         task = None
         for _ in range(15):
@@ -97,7 +79,7 @@ async def test_with_no_run_slot_free_a_resumed_job_waits_queued_then_its_gate_op
     write_responses_csv(first, 10_000, seed=53)
     write_responses_csv(second, 30_000, seed=54)  # chunks of 20: runs while the first waits
     settings = make_settings(tmp_path, chunk_rows=20, max_running_jobs=1)
-    async with service(settings) as (client, services):
+    async with app_services(settings) as (client, services):
         parked = await start_import(client, first, "parked")
         await wait_progress(client, parked["id"], 200)
         task = services.supervisor._running[parked["id"]]
@@ -123,7 +105,7 @@ async def test_with_no_run_slot_free_a_resumed_job_waits_queued_then_its_gate_op
 async def test_a_terminated_parked_job_ends_its_task(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 10_000, seed=55)
-    async with service(make_settings(tmp_path, chunk_rows=50)) as (client, services):
+    async with app_services(make_settings(tmp_path, chunk_rows=50)) as (client, services):
         job = await start_import(client, source, "ended")
         await wait_progress(client, job["id"], 200)
         task = services.supervisor._running[job["id"]]
