@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from make_csv import write_responses_csv
 
@@ -228,5 +229,15 @@ def test_encoded_csv_is_what_csv_writer_writes(seed: int) -> None:
         expected = io.StringIO()
         csv.writer(expected, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
         table = fast.rows_table(rows, width)
-        encoded = fast.encode_csv(table, delimiter=delimiter).to_pybytes()
-        assert encoded == expected.getvalue().encode("utf-8"), delimiter
+        # In record batches of several sizes, as a query's result comes.
+        sizes = [rng.randrange(1, 60) for _ in range(10)]
+        batches = []
+        while sum(len(b) for b in batches) < len(rows):
+            start = sum(len(b) for b in batches)
+            batches.append(table.slice(start, sizes[len(batches) % 10]))
+        chunked = pa.concat_tables(batches)
+        for whole in (table, chunked):
+            pieces = fast.encode_csv(whole, delimiter=delimiter)
+            encoded = b"".join(piece.to_pybytes() for piece in pieces)
+            assert encoded == expected.getvalue().encode("utf-8"), delimiter
+        assert len(fast.encode_csv(chunked, delimiter=delimiter)) == len(batches)

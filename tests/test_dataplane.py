@@ -7,6 +7,8 @@ SQLite (adbc-driver-sqlite), each in its own process, as in the service.
 
 import asyncio
 import contextlib
+import csv
+import io
 import os
 import random
 import signal
@@ -311,3 +313,45 @@ def test_the_server_process_loads_no_arrow() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+async def test_an_export_read_ahead_in_chunks_of_any_size_writes_every_row_once(
+    plane: DataPlane, tmp_path: Path
+) -> None:
+    """Chunks of a fixed size, of a size the worker picks under a cap that changes, and
+    runs stopped at random and resumed from their last result, in one session and in a new
+    one: the file is always the table's rows once, in order, as ``csv.writer`` writes them."""
+    db = tmp_path / "collect.db"
+    rows = [[str(v) for v in row] for row in responses(3_000, seed=4)]
+    with sqlite3.connect(db) as conn:
+        names = ", ".join(f"c{i}" for i in range(COLUMNS))
+        conn.executemany(f"INSERT INTO stage_x ({names}) VALUES ({', '.join('?' * COLUMNS)})", rows)
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\r\n").writerows(rows)
+    rng = random.Random(5)
+    out = tmp_path / "out.csv"
+    options = {
+        "table": "stage_x",
+        "columns": [f"h{i}" for i in range(COLUMNS)],
+        "projection": list(range(COLUMNS)),
+        "filters": [],
+        "path": str(out),
+        "gzipped": False,
+    }
+    for fixed in (True, False):
+        after, offset = 0, 0
+        while after < len(rows):
+            async with plane.export_session(**options) as feed:
+                for _ in range(rng.randrange(1, 6)):
+                    wrote = await feed.chunk(
+                        after=after,
+                        upto=len(rows),
+                        limit=rng.choice([1, 7, 250, 1000, 5000]),
+                        fixed=fixed,
+                        offset=offset,
+                    )
+                    after, offset = wrote["last_row"], wrote["bytes"]
+                    if after == len(rows):
+                        break
+        assert out.read_bytes() == expected.getvalue().encode("utf-8")
+        out.unlink()

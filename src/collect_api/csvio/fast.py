@@ -173,32 +173,60 @@ def rows_table(rows: Sequence[Sequence[str]], columns: int) -> pa.Table:
     )
 
 
-def encode_csv(table: pa.Table, *, delimiter: str = ",") -> pa.Buffer:
+def encode_csv(table: pa.Table, *, delimiter: str = ",") -> list[pa.Buffer]:
     """The rows of ``table`` as CSV as Python's ``csv.writer`` writes it: CRLF line ends,
     a field quoted only if it holds the delimiter, a quote, CR or LF, quotes doubled, and
     the one field of a one-column row quoted when it is empty. Nulls are empty fields.
-    The result is the joined lines' own buffer, not a copy."""
+
+    The result is one buffer a record batch, to be written in order: each is the joined
+    lines' own buffer, not a copy. A column is searched for those characters as one string
+    first (its values' bytes, end to end), so that only a column that holds one is looked
+    at value by value."""
     if table.num_rows == 0 or table.num_columns == 0:
-        return pa.py_buffer(b"")
+        return []
     special = f'[{_class_escape(delimiter)}"\r\n]'
+    return [
+        _encode_batch(batch, delimiter, special) for batch in table.to_batches() if batch.num_rows
+    ]
+
+
+def _encode_batch(batch: pa.RecordBatch, delimiter: str, special: str) -> pa.Buffer:
     fields = []
-    for column in table.columns:
-        values = pc.fill_null(pc.cast(column.combine_chunks(), pa.string()), "")
-        needs = pc.match_substring_regex(values, special)
-        if table.num_columns == 1:  # an empty line would read as no record at all
-            needs = pc.or_(needs, pc.equal(pc.binary_length(values), 0))
-        if not pc.any(needs).as_py():  # most columns: nothing to quote
+    for column in batch.columns:
+        values = pc.fill_null(pc.cast(column, pa.string()), "")
+        needs = None
+        if pc.match_substring_regex(_as_one_string(values), special)[0].as_py():
+            needs = pc.match_substring_regex(values, special)
+        if batch.num_columns == 1:  # an empty line would read as no record at all
+            empty = pc.equal(pc.binary_length(values), 0)
+            needs = empty if needs is None else pc.or_(needs, empty)
+        if needs is None or not pc.any(needs).as_py():  # most columns: nothing to quote
             fields.append(values)
             continue
         quoted = pc.binary_join_element_wise("", pc.replace_substring(values, '"', '""'), "", '"')
         fields.append(pc.if_else(needs, quoted, values))
     joined = fields[0] if len(fields) == 1 else pc.binary_join_element_wise(*fields, delimiter)
     lines = pc.binary_join_element_wise(joined, "", "\r\n")
-    offsets = pa.Array.from_buffers(
-        pa.int32(), len(lines) + 1, [None, lines.buffers()[1]], offset=lines.offset
-    )
-    first, last = offsets[0].as_py(), offsets[len(lines)].as_py()
+    first, last = _bounds(lines)
     return lines.buffers()[2].slice(first, last - first)
+
+
+def _bounds(values: pa.Array) -> tuple[int, int]:
+    """Where a string array's values start and end in its data buffer."""
+    offsets = pa.Array.from_buffers(
+        pa.int32(), len(values) + 1, [None, values.buffers()[1]], offset=values.offset
+    )
+    return offsets[0].as_py(), offsets[len(values)].as_py()
+
+
+def _as_one_string(values: pa.Array) -> pa.Array:
+    """A one-value array whose value is all of ``values``' bytes end to end (no copy)."""
+    first, last = _bounds(values)
+    data = values.buffers()[2]
+    if data is None:
+        return pa.array([""], pa.string())
+    offsets = pa.array([first, last], pa.int32()).buffers()[1]
+    return pa.Array.from_buffers(pa.string(), 1, [None, offsets, data])
 
 
 def _class_escape(character: str) -> str:

@@ -12,7 +12,6 @@ the file back to ``bytes`` and reads on from ``last_row``.
 
 import asyncio
 import functools
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,13 +26,11 @@ from collect_api.jobs.models import TERMINAL, Job, JobState, new_job_id, utcnow
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage import datasets
-from collect_api.storage.dataplane.client import ChunkBudget, DataPlane, RemoteError, WorkerDied
+from collect_api.storage.dataplane.client import DataPlane, RemoteError, WorkerDied
 from collect_api.storage.exports import encode_chunk, export_path, write_at
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.filters import Filter, FilterProblem, check_filters
 
-# The first chunk of a run; later ones take about a quarter second (``ChunkBudget``).
-FIRST_CHUNK_ROWS = 20_000
 # Rows per gzip member: fixed when an export starts, so that its file does not depend on
 # when it was paused.
 GZIP_MEMBER_ROWS = 100_000
@@ -137,11 +134,6 @@ class ExportKind:
         path = self.path(job)
         cp: dict[str, Any] = job.checkpoint or await self._begin(ctx, path)
         table = cp["table"]
-        # Gzip output is a member per chunk: its chunks are a fixed number of rows, so that a
-        # resumed export is byte-identical. Plain CSV chunks take about a quarter second.
-        budget = ChunkBudget(
-            first=min(cp["chunk_rows"], FIRST_CHUNK_ROWS), least=1, most=cp["chunk_rows"]
-        )
 
         async def unchanged(conn: AsyncConnection) -> None:
             current = await datasets.find_dataset(conn, tenant=job.tenant, name=p["dataset"])
@@ -164,19 +156,20 @@ class ExportKind:
             ) as feed:
                 await ctx.read(unchanged)
                 while cp["last_row"] < cp["max_row"]:
-                    limit = cp["chunk_rows"] if p["gzip"] else budget.size
-                    started = time.monotonic()
+                    # Gzip output is a member per chunk: its chunks are a fixed number of
+                    # rows, so that a resumed export is byte-identical. Plain CSV chunks
+                    # take about a quarter second (the worker sizes them).
                     wrote = await ctx.step(
                         functools.partial(
                             feed.chunk,
                             after=cp["last_row"],
                             upto=cp["max_row"],
-                            limit=limit,
+                            limit=cp["chunk_rows"],
+                            fixed=bool(p["gzip"]),
                             offset=cp["bytes"],
                         ),
                         interrupt=feed.interrupt,
                     )
-                    budget.observe(wrote["scanned"], time.monotonic() - started)
                     written = cp["rows"] + wrote["rows"]
                     cp = {
                         **cp,

@@ -35,14 +35,18 @@ def encode_chunk(
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0) if gzipped and data else data
 
 
-def write_at(path: Path, offset: int, data: bytes, *, sync: bool = False) -> int:
-    """Write ``data`` at ``offset``, dropping anything past it; the new size."""
+def write_at(path: Path, offset: int, *pieces: bytes | memoryview, sync: bool = False) -> int:
+    """Write ``pieces`` one after another at ``offset``, dropping anything past it; the new
+    size."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    size = offset
     with open(path, "r+b" if path.exists() else "w+b") as f:
         f.truncate(offset)
         f.seek(offset)
-        f.write(data)
+        for piece in pieces:
+            f.write(piece)
+            size += len(piece)
         f.flush()
         if sync:
             os.fsync(f.fileno())
-        return offset + len(data)
+        return size

@@ -76,13 +76,18 @@ class ExportFeed:
         self._worker = worker
         self._session = session
 
-    async def chunk(self, *, after: int, upto: int, limit: int, offset: int) -> dict[str, Any]:
+    async def chunk(
+        self, *, after: int, upto: int, limit: int, fixed: bool, offset: int
+    ) -> dict[str, Any]:
+        """Write the next rows after ``after`` at byte ``offset``: ``limit`` of them if
+        ``fixed``, else as many as take about a quarter second, at most ``limit``."""
         result: dict[str, Any] = await self._worker.call(
             "export_chunk",
             session=self._session,
             after=after,
             upto=upto,
             limit=limit,
+            fixed=fixed,
             offset=offset,
         )
         return result

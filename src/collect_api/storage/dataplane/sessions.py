@@ -41,6 +41,8 @@ Interrupt = Callable[[], bool]
 FIRST_CHUNK_BYTES = 256 * 1024
 MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
+# Rows of an export's first chunk in a run.
+FIRST_EXPORT_ROWS = 20_000
 REJECTION_SCHEMA = pa.schema(
     [
         ("job_id", pa.string()),
@@ -191,6 +193,12 @@ class ImportSession:
 
 
 class ExportSession:
+    """A dataset table being written to an export file. While one chunk is encoded and
+    written, and its checkpoint committed, the next range is read in a thread of its own
+    (the driver and pyarrow's kernels let go of the GIL); a range read ahead is used if the
+    next request starts where it does and asks for as many rows. The connection is used in
+    that thread alone."""
+
     def __init__(
         self,
         *,
@@ -211,41 +219,96 @@ class ExportSession:
         self.select = ", ".join(["_row", *(f"c{i}" for i in needed)])
         self.path = Path(path)
         self.gzipped = gzipped
+        # Rows scanned a chunk: a run's first chunk is small, so that it commits soon after a
+        # start or a resume; later ones take about a quarter second.
+        self.budget = ChunkBudget(first=FIRST_EXPORT_ROWS, least=1, most=1 << 30)
+        self._reading = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+        self._ahead: tuple[tuple[int, int, int], Future[pa.Table]] | None = (
+            None  # after, upto, size
+        )
 
-    def chunk(
-        self, *, after: int, upto: int, limit: int, offset: int, interrupted: Interrupt
-    ) -> dict[str, Any]:
-        if interrupted():
-            raise Interrupted
-        scanned = self.store.query(
+    def _query(self, after: int, upto: int, limit: int) -> pa.Table:
+        return self.store.query(
             f'SELECT {self.select} FROM "{self.table}" WHERE _row > ? AND _row <= ? '
             "ORDER BY _row LIMIT ?",
             (after, upto, limit),
         )
+
+    def _scan(
+        self,
+        after: int,
+        upto: int,
+        size: int,
+        usable: Callable[[int], bool],
+        interrupted: Interrupt,
+    ) -> tuple[int, pa.Table]:
+        """Rows after ``after``, and how many were asked for: the range read ahead if it
+        starts there and its size is ``usable``, else ``size`` of them read now. An interrupt
+        is seen while waiting for them; the read itself runs to its end."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0][:2] != (after, upto) or not usable(ahead[0][2]):
+            if ahead is not None:
+                with contextlib.suppress(Exception):
+                    ahead[1].result()  # a read already started ends before the next
+            ahead = ((after, upto, size), self._reading.submit(self._query, after, upto, size))
+        while True:
+            try:
+                return ahead[0][2], ahead[1].result(timeout=0.005)
+            except FutureTimeout:
+                if interrupted():
+                    self._ahead = ahead  # still useful if the run goes on from here
+                    raise Interrupted from None
+
+    def chunk(
+        self,
+        *,
+        after: int,
+        upto: int,
+        limit: int,
+        fixed: bool,
+        offset: int,
+        interrupted: Interrupt,
+    ) -> dict[str, Any]:
+        """Write the rows after ``after`` at ``offset``: ``limit`` of them if ``fixed`` (a
+        gzip member's rows), else about a quarter second's worth, at most ``limit``."""
+        if interrupted():
+            raise Interrupted
+        started = time.monotonic()
+        if fixed:
+            size, scanned = self._scan(after, upto, limit, limit.__eq__, interrupted)
+        else:
+            wanted = min(limit, self.budget.size)
+            size, scanned = self._scan(after, upto, wanted, limit.__ge__, interrupted)
         if scanned.num_rows == 0:
             return {"rows": 0, "scanned": 0, "last_row": after, "bytes": offset}
         last_row = scanned.column("_row")[-1].as_py()
         count = scanned.num_rows
+        if last_row < upto and count == size:  # read the next while this one is written
+            following = limit if fixed else min(limit, self.budget.size)
+            self._ahead = (
+                (last_row, upto, following),
+                self._reading.submit(self._query, last_row, upto, following),
+            )
         if self.filters:
             scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
         if interrupted():
             raise Interrupted
         chosen = scanned.select([f"c{i}" for i in self.projection])
-        data = encode_csv(chosen)
-        payload = (
-            gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-            if self.gzipped and data.size
-            else data
-        )
-        size = write_at(self.path, offset, payload)
+        pieces = [memoryview(piece) for piece in encode_csv(chosen)]
+        if self.gzipped and pieces:
+            data = b"".join(pieces)
+            pieces = [memoryview(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))]
+        size_after = write_at(self.path, offset, *pieces)
+        self.budget.observe(count, time.monotonic() - started)
         return {
             "rows": chosen.num_rows,
             "scanned": count,
             "last_row": last_row,
-            "bytes": size,
+            "bytes": size_after,
         }
 
     def close(self) -> None:
+        self._reading.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
 

@@ -18,6 +18,9 @@ from collect_api.storage.dataplane.base import Interrupted
 BUSY_TIMEOUT_S = 60.0
 # Rows per driver call: an interrupt waits for at most one such call.
 INGEST_ROWS = 16_384
+# Rows per record batch of a query's result (the driver's default, 1024, makes many small
+# batches, each with its own cost in every kernel that reads them).
+QUERY_BATCH_ROWS = 16_384
 
 
 def _locked(exc: Exception) -> bool:
@@ -31,6 +34,9 @@ class SqliteStore:
         self._conn = adbc_sqlite.connect(path, autocommit=True)
         self._cursor = self._conn.cursor()
         self._cursor.execute("PRAGMA busy_timeout=5")
+        self._cursor.adbc_statement.set_options(
+            **{"adbc.sqlite.query.batch_rows": str(QUERY_BATCH_ROWS)}
+        )
         # A connection's first statement reads the WAL's index, which is busy for a moment
         # while another connection checkpoints or recovers it: asked again, as for BEGIN.
         deadline = time.monotonic() + BUSY_TIMEOUT_S
