@@ -355,3 +355,22 @@ async def test_an_export_read_ahead_in_chunks_of_any_size_writes_every_row_once(
                         break
         assert out.read_bytes() == expected.getvalue().encode("utf-8")
         out.unlink()
+
+
+async def test_a_worker_refuses_a_request_that_carries_objects_of_the_servers_libraries() -> None:
+    """Only plain values cross to a worker: an object would import its module (and the
+    server's libraries with it) in the worker, as a table name that was SQLAlchemy's
+    ``quoted_name`` once did, slowly enough that an upload ended before its import began."""
+    from sqlalchemy.sql.elements import quoted_name
+
+    from collect_api.storage.dataplane.client import RemoteError
+
+    worker = Worker.spawn()
+    try:
+        with pytest.raises(RemoteError) as raised:
+            await worker.call("close", session=quoted_name("s1", quote=None))
+        assert raised.value.kind == "UnpicklingError"
+        assert "sqlalchemy.sql.elements.quoted_name" in str(raised.value)
+        assert await worker.call("ping") == "pong"  # and it goes on answering
+    finally:
+        await worker.stop()

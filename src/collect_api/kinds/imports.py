@@ -135,7 +135,7 @@ def open_feed(
     return dataplane.import_session(
         upload=str(path),
         stage_table=datasets.stage_table(job_id),
-        rejection_table=REJECTION.name,
+        rejection_table=str(REJECTION.name),  # a quoted_name: plain values only cross
         job_id=job_id,
         encoding=(params["encoding"], params["_codec"]),
         delimiter=params["delimiter"],
