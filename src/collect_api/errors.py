@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from collect_api.jobs.models import TERMINAL
+
 
 class CollectError(Exception):
     """An error a user can act on: an HTTP status, a short title and a detail sentence."""
@@ -69,13 +71,10 @@ class InvalidTransition(Conflict):
     def __init__(self, job_id: str, state: str, to: str) -> None:
         super().__init__(
             f"Job {job_id} is {state} and cannot become {to}."
-            + (" It is finished; submit a new job instead." if state in _FINAL else ""),
+            + (" It is finished; submit a new job instead." if state in TERMINAL else ""),
             job_id=job_id,
             state=str(state),
         )
-
-
-_FINAL = {"completed", "failed", "terminated"}
 
 
 class Unprocessable(CollectError):

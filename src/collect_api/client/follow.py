@@ -21,6 +21,7 @@ from collect_api.client.api import Api, ApiError, ConnectionProblem, Job
 from collect_api.client.display import Bars
 from collect_api.client.output import Output
 
+# The API's final states, by their names on the wire (the client imports nothing of the server).
 TERMINAL = frozenset({"completed", "failed", "terminated"})
 _EVENTS = frozenset({"snapshot", "progress", "state"})
 # How long a follower keeps trying to reach a service that went away (a restart takes

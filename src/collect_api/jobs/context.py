@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.db import Database, Interrupt, Interrupted, shielded
 from collect_api.jobs import store
-from collect_api.jobs.models import Control, Job, JobState
+from collect_api.jobs.models import SYSTEM, Control, Job, JobState
 from collect_api.metrics import Metrics
 from collect_api.settings import Settings
 
@@ -232,7 +232,7 @@ class JobContext:
             conn,
             await store.get_job(conn, job_id=self.job.id),
             JobState.COMPLETED,
-            actor="system",
+            actor=SYSTEM,
             reason="finished",
             result=result,
             progress=progress,

@@ -10,7 +10,7 @@ from collect_api.db import Database
 from collect_api.errors import InvalidTransition
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
-from collect_api.jobs.models import TERMINAL, Control, Job, JobState
+from collect_api.jobs.models import SYSTEM, Control, Job, JobState
 from collect_api.jobs.supervisor import Supervisor
 
 S = JobState
@@ -133,7 +133,7 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
             await kind.discard(conn, job)
             job = await store.transition(conn, job, S.TERMINATING, actor=tenant, reason="terminate")
             job = await store.transition(
-                conn, job, S.TERMINATED, actor="system", reason="rolled back"
+                conn, job, S.TERMINATED, actor=SYSTEM, reason="rolled back"
             )
         elif job.state in (S.RUNNING, S.PAUSING):
             job = await store.transition(
@@ -161,4 +161,4 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
     )
 
 
-__all__ = ["TERMINAL", "pause_job", "resume_job", "terminate_job"]
+__all__ = ["pause_job", "resume_job", "terminate_job"]

@@ -43,6 +43,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.TERMINATED})
 # States in which a process holds the job and must keep its lease.
 ACTIVE = frozenset({S.RUNNING, S.PAUSING})
+# The actor of the changes that no client asked for: a start, a completion, a recovery.
+SYSTEM = "system"
 
 
 def can_move(src: JobState, dst: JobState) -> bool:

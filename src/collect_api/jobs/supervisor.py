@@ -68,7 +68,7 @@ from collect_api.jobs.context import (
     SafePointStop,
     ServiceStopping,
 )
-from collect_api.jobs.models import ACTIVE, TERMINAL, Control, Job, JobState
+from collect_api.jobs.models import ACTIVE, SYSTEM, TERMINAL, Control, Job, JobState
 from collect_api.jobs.registry import JobKind
 from collect_api.jobs.store import JOB
 from collect_api.metrics import Metrics
@@ -76,7 +76,6 @@ from collect_api.settings import Settings
 
 log = logging.getLogger("collect.supervisor")
 
-SYSTEM = "system"
 # How long a stop waits for running jobs to reach a safe point before cancelling them.
 SAFE_STOP_S = 10.0
 # A loop pass or a job's end that failed is tried again after a delay that doubles up to this.

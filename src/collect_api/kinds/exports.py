@@ -260,7 +260,7 @@ class ExportKind:
 
     def release(self, job: Job) -> None:
         if job.state != JobState.COMPLETED:
-            self.path(job).unlink(missing_ok=True)
+            remove(self.path(job))
 
     async def housekeep(self, db: Database) -> None:
         """Expire results older than ``result_ttl`` (the job says so), and delete files no
