@@ -223,9 +223,8 @@ class ExportSession:
         # start or a resume; later ones take about a quarter second.
         self.budget = ChunkBudget(first=FIRST_EXPORT_ROWS, least=1, most=1 << 30)
         self._reading = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
-        self._ahead: tuple[tuple[int, int, int], Future[pa.Table]] | None = (
-            None  # after, upto, size
-        )
+        # The range read ahead, as (after, upto, size), and its rows to come.
+        self._ahead: tuple[tuple[int, int, int], Future[pa.Table]] | None = None
 
     def _query(self, after: int, upto: int, limit: int) -> pa.Table:
         return self.store.query(
