@@ -231,10 +231,10 @@ def test_encoded_csv_is_what_csv_writer_writes(seed: int) -> None:
         table = fast.rows_table(rows, width)
         # In record batches of several sizes, as a query's result comes.
         sizes = [rng.randrange(1, 60) for _ in range(10)]
-        batches = []
-        while sum(len(b) for b in batches) < len(rows):
-            start = sum(len(b) for b in batches)
+        batches, start = [], 0
+        while start < len(rows):
             batches.append(table.slice(start, sizes[len(batches) % 10]))
+            start += len(batches[-1])
         chunked = pa.concat_tables(batches)
         for whole in (table, chunked):
             pieces = fast.encode_csv(whole, delimiter=delimiter)

@@ -318,9 +318,10 @@ def test_the_server_process_loads_no_arrow() -> None:
 async def test_an_export_read_ahead_in_chunks_of_any_size_writes_every_row_once(
     plane: DataPlane, tmp_path: Path
 ) -> None:
-    """Chunks of a fixed size, of a size the worker picks under a cap that changes, and
-    runs stopped at random and resumed from their last result, in one session and in a new
-    one: the file is always the table's rows once, in order, as ``csv.writer`` writes them."""
+    """Chunks of a fixed size, and of a size the worker picks under a cap that changes with
+    every call (so that a range read ahead is sometimes used and sometimes not); sessions
+    closed after a random number of chunks, a new one going on from the last result: the
+    file is always the table's rows once, in order, as ``csv.writer`` writes them."""
     db = tmp_path / "collect.db"
     rows = [[str(v) for v in row] for row in responses(3_000, seed=4)]
     with sqlite3.connect(db) as conn:

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -36,6 +36,7 @@ from collect_api.storage.exports import GZIP_LEVEL, write_at
 from collect_api.storage.filters import Filter
 
 Interrupt = Callable[[], bool]
+T = TypeVar("T")
 # Chunk sizes in bytes: the first of a run, and the bounds of the rest, which take about a
 # quarter of a second of work each (``ChunkBudget``).
 FIRST_CHUNK_BYTES = 256 * 1024
@@ -57,6 +58,17 @@ REJECTION_SCHEMA = pa.schema(
 
 def _store(database: str) -> SqliteStore:
     return SqliteStore(database)
+
+
+def _result(future: Future[T], interrupted: Interrupt) -> T:
+    """What ``future`` gives, waited for in steps so that an interrupt is seen meanwhile
+    (it raises ``Interrupted``; the work in the thread goes on to its end)."""
+    while True:
+        try:
+            return future.result(timeout=0.005)
+        except FutureTimeout:
+            if interrupted():
+                raise Interrupted from None
 
 
 class ImportSession:
@@ -111,13 +123,11 @@ class ImportSession:
                 with contextlib.suppress(Exception, FutureCancelled):
                     ahead[2].result()  # the file is the reader's alone again
             ahead = (at, max_records, self._reading.submit(self._source_read, at, max_records))
-        while True:
-            try:
-                return ahead[2].result(timeout=0.005)
-            except FutureTimeout:
-                if interrupted():
-                    self._ahead = ahead  # still useful if the run goes on from here
-                    raise Interrupted from None
+        try:
+            return _result(ahead[2], interrupted)
+        except Interrupted:
+            self._ahead = ahead  # still useful if the run goes on from here
+            raise
 
     def _source_read(self, at: Position, max_records: int) -> ChunkRead:
         return self.source.read(at, budget=self.budget.size, max_records=max_records)
@@ -250,13 +260,11 @@ class ExportSession:
                 with contextlib.suppress(Exception):
                     ahead[1].result()  # a read already started ends before the next
             ahead = ((after, upto, size), self._reading.submit(self._query, after, upto, size))
-        while True:
-            try:
-                return ahead[0][2], ahead[1].result(timeout=0.005)
-            except FutureTimeout:
-                if interrupted():
-                    self._ahead = ahead  # still useful if the run goes on from here
-                    raise Interrupted from None
+        try:
+            return ahead[0][2], _result(ahead[1], interrupted)
+        except Interrupted:
+            self._ahead = ahead  # still useful if the run goes on from here
+            raise
 
     def chunk(
         self,
@@ -273,20 +281,19 @@ class ExportSession:
         if interrupted():
             raise Interrupted
         started = time.monotonic()
-        if fixed:
-            size, scanned = self._scan(after, upto, limit, limit.__eq__, interrupted)
-        else:
-            wanted = min(limit, self.budget.size)
-            size, scanned = self._scan(after, upto, wanted, limit.__ge__, interrupted)
+        # A gzip member's rows are exactly ``limit``; other chunks, any size up to it.
+        wanted = limit if fixed else min(limit, self.budget.size)
+        size, scanned = self._scan(
+            after, upto, wanted, lambda s: s == limit if fixed else s <= limit, interrupted
+        )
         if scanned.num_rows == 0:
             return {"rows": 0, "scanned": 0, "last_row": after, "bytes": offset}
         last_row = scanned.column("_row")[-1].as_py()
         count = scanned.num_rows
         if last_row < upto and count == size:  # read the next while this one is written
-            following = limit if fixed else min(limit, self.budget.size)
             self._ahead = (
-                (last_row, upto, following),
-                self._reading.submit(self._query, last_row, upto, following),
+                (last_row, upto, wanted),
+                self._reading.submit(self._query, last_row, upto, wanted),
             )
         if self.filters:
             scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
