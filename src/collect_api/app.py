@@ -182,6 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         # Operation ids are the handlers' names: `pause_job`, not `pause_job_jobs__job_id__...`.
         generate_unique_id_function=lambda route: route.name,
+        # The service's figures are its own (`GET /metrics`): FastAPI's OpenTelemetry hooks
+        # off, or every request would look for a provider in the environment.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.openapi = openapi_document(app)  # type: ignore[method-assign]
     add_docs_pages(app)

@@ -28,7 +28,15 @@ class Services:
     metrics: Metrics
 
 
-def get_services(request: Request) -> Services:
+# The dependencies are coroutines although they never wait: FastAPI runs a plain function
+# in its thread pool, a round trip through another thread for every request.
+
+
+async def get_services(request: Request) -> Services:
+    return _services(request)
+
+
+def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -40,12 +48,12 @@ _bearer = HTTPBearer(
 )
 
 
-def get_tenant(
+async def get_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The caller's tenant: from its API key, or the one tenant of an open service."""
-    access = get_services(request).access
+    access = _services(request).access
     if access.open:
         return DEFAULT_TENANT
     key = credentials.credentials if credentials else request.cookies.get(KEY_COOKIE)

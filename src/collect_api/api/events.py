@@ -6,13 +6,14 @@ increases with every change. A client reconnecting with ``Last-Event-ID`` first 
 state change it missed, replayed from the audit trail, then the job as it is now.
 """
 
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from collect_api.api.deps import JobIdPath, Services, ServicesDep, TenantDep, row_key
 from collect_api.api.docs import (
@@ -23,7 +24,7 @@ from collect_api.api.docs import (
     documented,
 )
 from collect_api.jobs import store
-from collect_api.jobs.broker import encode
+from collect_api.jobs.broker import Subscription, encode
 from collect_api.jobs.models import TERMINAL
 from collect_api.jobs.store import HISTORY, JOB
 
@@ -99,11 +100,8 @@ def _event(kind: str, rev: int, document: dict[str, Any] | str) -> ServerSentEve
     return ServerSentEvent(event=kind, id=str(rev), raw_data=encoded)
 
 
-async def _existing_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> str:
-    """404 before the stream starts: once it has, the status is sent."""
-    async with services.db.read() as conn:
-        await store.get_job(conn, job_id=job_id, tenant=tenant)
-    return job_id
+def _since(last_event_id: str | None) -> int:
+    return row_key(last_event_id) or 0
 
 
 @contextmanager
@@ -116,8 +114,42 @@ def _following(services: Services) -> Iterator[None]:
         services.metrics.followers.dec()
 
 
-def _since(last_event_id: str | None) -> int:
-    return row_key(last_event_id) or 0
+@dataclass
+class _Followed:
+    """A job's stream as it starts: the job, the state changes the client missed since
+    the revision ``since``, and the subscription that has every change after them."""
+
+    since: int
+    job: store.Job
+    missed: list[Row[Any]]
+    sub: Subscription
+
+
+async def _followed_job(
+    job_id: JobIdPath,
+    services: ServicesDep,
+    tenant: TenantDep,
+    last_event_id: LastEventId = None,
+) -> AsyncIterator[_Followed]:
+    """Subscribe, then read the job and the state changes missed, in one snapshot (a 404
+    comes before the stream starts: once it has, the status is sent): whatever changes
+    after that read reaches the subscription, which lasts as long as the stream."""
+    since = _since(last_event_id)
+    with _following(services), services.broker.subscribe(tenant=tenant, job_id=job_id) as sub:
+        async with services.db.read() as conn:
+            job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+            missed = (
+                list(
+                    await conn.execute(
+                        select(HISTORY.c.rev, HISTORY.c.snapshot)
+                        .where(HISTORY.c.job_id == job_id, HISTORY.c.rev > since)
+                        .order_by(HISTORY.c.rev)
+                    )
+                )
+                if since
+                else []
+            )
+        yield _Followed(since, job, missed, sub)
 
 
 @router.get(
@@ -134,43 +166,24 @@ def _since(last_event_id: str | None) -> int:
     ),
 )
 async def job_events(
-    job_id: Annotated[str, Depends(_existing_job)],
-    services: ServicesDep,
-    tenant: TenantDep,
-    last_event_id: LastEventId = None,
+    followed: Annotated[_Followed, Depends(_followed_job)],
 ) -> AsyncIterable[ServerSentEvent]:
-    since = _since(last_event_id)
-    with _following(services), services.broker.subscribe(tenant=tenant, job_id=job_id) as sub:
-        # Read after subscribing: whatever changes from here on reaches the subscription.
-        async with services.db.read() as conn:
-            job = await store.get_job(conn, job_id=job_id, tenant=tenant)
-            missed = (
-                (
-                    await conn.execute(
-                        select(HISTORY.c.rev, HISTORY.c.snapshot)
-                        .where(HISTORY.c.job_id == job_id, HISTORY.c.rev > since)
-                        .order_by(HISTORY.c.rev)
-                    )
-                ).all()
-                if since
-                else []
-            )
-        last = since
-        for row in missed:
-            yield _event("state", row.rev, row.snapshot)
-            last = row.rev
-        if job.rev > last:
-            yield _event("snapshot", job.rev, store.job_document(job))
-            last = job.rev
-        if job.state in TERMINAL:
+    job, last = followed.job, followed.since
+    for row in followed.missed:
+        yield _event("state", row.rev, row.snapshot)
+        last = row.rev
+    if job.rev > last:
+        yield _event("snapshot", job.rev, store.job_document(job))
+        last = job.rev
+    if job.state in TERMINAL:
+        return
+    async for event in followed.sub.events():
+        if event.rev <= last:
+            continue
+        yield _event(event.kind, event.rev, event.encoded)
+        last = event.rev
+        if event.kind == "state" and event.document["state"] in TERMINAL:
             return
-        async for event in sub.events():
-            if event.rev <= last:
-                continue
-            yield _event(event.kind, event.rev, event.encoded)
-            last = event.rev
-            if event.kind == "state" and event.document["state"] in TERMINAL:
-                return
 
 
 @router.get(
@@ -199,7 +212,7 @@ async def all_events(
                 query = query.where(JOB.c.rev > since)
             else:
                 query = query.where(JOB.c.state.not_in(list(TERMINAL)))
-            jobs = [store.Job.model_validate(dict(r._mapping)) for r in await conn.execute(query)]
+            jobs = [store.job_of(r) for r in await conn.execute(query)]
             missed = (
                 (
                     await conn.execute(

@@ -8,13 +8,16 @@ the same ``rev``, so one indexed range query per table (``rev > last seen``) fin
 and state changes are never lost even if several happen between two polls.
 
 Invariants:
+- Pacing is the broker's, once for all streams: a polled state change is offered at once,
+  with every progress held back before it; progress is held back and offered in one batch
+  at most every ``progress_interval``, the newest per job. So ``progress`` events of a job
+  are at least ``progress_interval`` apart (except those sent along with a state change),
+  and a thousand streams cost no timer each.
+- Events are offered in increasing ``rev``, and leave a subscription in that order; a
+  progress superseded by a later state change of the same job is dropped.
 - A subscription holds every state change queued (there are few per job), but only the
   latest progress per job: memory is bounded whatever the rate of change, and a slow
   client never slows a job.
-- Events leave a subscription in increasing ``rev``; a progress superseded by a later
-  state change of the same job is dropped.
-- ``progress`` events of one subscription are at least ``progress_interval`` apart; a state
-  change is sent at once, taking any pending progress with it.
 - An event's document is encoded to JSON once, when it is polled, however many streams
   send it.
 """
@@ -24,7 +27,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +36,7 @@ from sqlalchemy import func, select
 
 from collect_api.db import Database
 from collect_api.jobs.models import Job
-from collect_api.jobs.store import HISTORY, JOB, job_document
+from collect_api.jobs.store import HISTORY, JOB, job_document, job_of
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,9 @@ def encode(document: dict[str, Any]) -> str:
 
 
 class Subscription:
-    def __init__(self, *, tenant: str, job_id: str | None, progress_interval: float) -> None:
+    def __init__(self, *, tenant: str, job_id: str | None) -> None:
         self.tenant = tenant
         self.job_id = job_id
-        self._interval = progress_interval
         self._states: deque[JobEvent] = deque()
         self._progress: dict[str, JobEvent] = {}
         self._changed = asyncio.Event()
@@ -84,38 +86,20 @@ class Subscription:
         self._changed.set()
 
     async def events(self) -> AsyncIterator[JobEvent]:
-        """Events in increasing ``rev``, paced as the module docstring says."""
-        last_progress = float("-inf")
+        """Events in increasing ``rev``, as the broker paced them."""
         while not self._closed:
-            if self._states:
-                batch = list(self._states)
-                self._states.clear()
-                newest_state = {e.job_id: e.rev for e in batch}
-                batch += [
-                    e for e in self._progress.values() if e.rev > newest_state.get(e.job_id, 0)
-                ]
-                if self._progress:
-                    last_progress = time.monotonic()
-                self._progress.clear()
-                for event in sorted(batch, key=lambda e: e.rev):
-                    yield event
+            if not self._states and not self._progress:
+                self._changed.clear()
+                await self._changed.wait()
                 continue
-            if self._progress:
-                wait = last_progress + self._interval - time.monotonic()
-                if wait > 0:
-                    self._changed.clear()
-                    # A state change may arrive meanwhile and must not wait for the pacing.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), wait)
-                    continue
-                batch = sorted(self._progress.values(), key=lambda e: e.rev)
-                self._progress.clear()
-                last_progress = time.monotonic()
-                for event in batch:
-                    yield event
-                continue
-            self._changed.clear()
-            await self._changed.wait()
+            newest_state = {e.job_id: e.rev for e in self._states}
+            batch = list(self._states) + [
+                e for e in self._progress.values() if e.rev > newest_state.get(e.job_id, 0)
+            ]
+            self._states.clear()
+            self._progress.clear()
+            for event in sorted(batch, key=lambda e: e.rev):
+                yield event
 
 
 class Broker:
@@ -126,6 +110,11 @@ class Broker:
         self._last_job_rev = 0
         self._last_history_rev = 0
         self._closed = False
+        # Progress held back by the pacing (the newest per job), when the last batch went
+        # out, and the timer that offers the next one.
+        self._held: dict[str, JobEvent] = {}
+        self._offered_at = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
         # Set when this process committed a change: the poll loop polls at once, so that
         # waiters and streams here learn of it without waiting for the polling interval.
         self.changed = asyncio.Event()
@@ -136,12 +125,15 @@ class Broker:
         event streams would otherwise hold its shutdown back. Clients reconnect with
         ``Last-Event-ID`` and miss nothing."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for sub in self._subscriptions:
             sub.close()
 
     @contextmanager
     def subscribe(self, *, tenant: str, job_id: str | None = None) -> Iterator[Subscription]:
-        sub = Subscription(tenant=tenant, job_id=job_id, progress_interval=self._progress_interval)
+        sub = Subscription(tenant=tenant, job_id=job_id)
         if self._closed:
             sub.close()
         self._subscriptions.add(sub)
@@ -194,11 +186,43 @@ class Broker:
         events = [JobEvent("state", h.rev, h.job_id, h.tenant, h.snapshot) for h in history]
         for row in jobs:
             if row.rev not in state_revs:
-                job = Job.model_validate(dict(row._mapping))
+                job = job_of(row)
                 events.append(JobEvent("progress", job.rev, job.id, job.tenant, job_document(job)))
         events.sort(key=lambda e: e.rev)
         for event in events:
-            for sub in list(self._subscriptions):
+            if event.kind == "state":
+                # At once, with the progress held before it (its own job's is superseded).
+                held = self._held
+                self._held = {}
+                self._offer(e for e in held.values() if e.job_id != event.job_id)
+                self._offer([event])
+            else:
+                self._held[event.job_id] = event
+        if self._held:
+            self._pace()
+
+    def _pace(self) -> None:
+        """Offer the held progress now if the last batch is ``progress_interval`` old,
+        else once it is."""
+        if self._timer is not None or self._closed:
+            return
+        wait = self._offered_at + self._progress_interval - time.monotonic()
+        if wait <= 0:
+            self._offer_held()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._offer_held)
+
+    def _offer_held(self) -> None:
+        self._timer = None
+        held = self._held
+        self._held = {}
+        self._offered_at = time.monotonic()
+        self._offer(held.values())
+
+    def _offer(self, events: Iterable[JobEvent]) -> None:
+        subs = self._subscriptions
+        for event in sorted(events, key=lambda e: e.rev):
+            for sub in subs:
                 if sub.wants(event):
                     sub.offer(event)
 

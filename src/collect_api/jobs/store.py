@@ -95,8 +95,11 @@ def _log_change(job: Job, from_state: str | None, actor: str, reason: str | None
     log.info("%s job %s by %s%s", job.kind, change, actor, because, extra={"job_id": job.id})
 
 
-def _to_job(row: Any) -> Job:
-    return Job.model_validate(dict(row._mapping))
+def job_of(row: Any) -> Job:
+    """The job a row of ``JOB`` holds. The row comes from the table, already of the declared
+    types, so it is not validated again: a table model's validation costs ten times its
+    construction, on every read of a job and every event."""
+    return Job.model_construct(**row._mapping)
 
 
 async def next_rev(conn: AsyncConnection) -> int:
@@ -122,14 +125,14 @@ async def get_job(conn: AsyncConnection, *, job_id: str, tenant: str | None = No
     row = (await conn.execute(query)).first()
     if row is None:
         raise JobNotFound(job_id)
-    return _to_job(row)
+    return job_of(row)
 
 
 async def jobs_by_id(conn: AsyncConnection, *, ids: list[str]) -> dict[str, Job]:
     found: dict[str, Job] = {}
     for start in range(0, len(ids), 500):
         rows = await conn.execute(select(JOB).where(JOB.c.id.in_(ids[start : start + 500])))
-        found.update({row.id: _to_job(row) for row in rows})
+        found.update({row.id: job_of(row) for row in rows})
     return found
 
 
@@ -139,7 +142,7 @@ async def completed_before(conn: AsyncConnection, *, kind: str, before: str) -> 
             JOB.c.kind == kind, JOB.c.state == JobState.COMPLETED, JOB.c.finished_at < before
         )
     )
-    return [_to_job(row) for row in rows]
+    return [job_of(row) for row in rows]
 
 
 async def list_jobs(
@@ -159,7 +162,7 @@ async def list_jobs(
     if after is not None:
         query = query.where(JOB.c.id < after)
     rows = await conn.execute(query.order_by(JOB.c.id.desc()).limit(limit))
-    return [_to_job(row) for row in rows]
+    return [job_of(row) for row in rows]
 
 
 async def insert_job(
