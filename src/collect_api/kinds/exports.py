@@ -173,7 +173,7 @@ class ExportKind:
                     written = cp["rows"] + wrote["rows"]
                     cp = {
                         **cp,
-                        "last_row": wrote["last_row"] if wrote["scanned"] else cp["max_row"],
+                        "last_row": wrote["last_row"],
                         "bytes": wrote["bytes"],
                         "rows": written,
                     }

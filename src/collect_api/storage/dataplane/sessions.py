@@ -196,6 +196,9 @@ class ImportSession:
             "write_s": written - read,
         }
 
+    def rollback(self) -> None:
+        self.store.rollback()
+
     def close(self) -> None:
         self._reading.shutdown(wait=True, cancel_futures=True)
         self.file.close()
@@ -203,11 +206,19 @@ class ImportSession:
 
 
 class ExportSession:
-    """A dataset table being written to an export file. While one chunk is encoded and
-    written, and its checkpoint committed, the next range is read in a thread of its own
-    (the driver and pyarrow's kernels let go of the GIL); a range read ahead is used if the
-    next request starts where it does and asks for as many rows. The connection is used in
-    that thread alone."""
+    """A dataset table being written to an export file, a range of row keys a chunk.
+
+    A range is read as two halves at once, each on a connection and thread of its own (the
+    driver and pyarrow's kernels let go of the GIL, so the two take both cores); while one
+    chunk is encoded and written, and its checkpoint committed, the next range is read the
+    same way. Each connection is used in its own thread alone. The rows of a snapshot (keys
+    up to ``upto``) do not change while it is read (see ``kinds.exports``), so reads on two
+    connections, and across chunks, see the same rows.
+
+    A chunk is the keys ``(after, after + span]``: ``limit`` keys if ``fixed`` (a gzip
+    member), else about a quarter second's worth, at most ``limit``. Keys are dense in a
+    dataset table; where a range has gaps, its chunk holds fewer rows.
+    """
 
     def __init__(
         self,
@@ -220,7 +231,6 @@ class ExportSession:
         path: str,
         gzipped: bool,
     ) -> None:
-        self.store = _store(database)
         self.table = table
         self.columns = columns
         self.projection = projection
@@ -229,42 +239,65 @@ class ExportSession:
         self.select = ", ".join(["_row", *(f"c{i}" for i in needed)])
         self.path = Path(path)
         self.gzipped = gzipped
-        # Rows scanned a chunk: a run's first chunk is small, so that it commits soon after a
-        # start or a resume; later ones take about a quarter second.
+        # Keys a chunk: a run's first chunk is small, so that it commits soon after a start
+        # or a resume; later ones take about a quarter second.
         self.budget = ChunkBudget(first=FIRST_EXPORT_ROWS, least=1, most=1 << 30)
-        self._reading = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
-        # The range read ahead, as (after, upto, size), and its rows to come.
-        self._ahead: tuple[tuple[int, int, int], Future[pa.Table]] | None = None
+        self._readers: list[tuple[SqliteStore, ThreadPoolExecutor]] = []
+        try:
+            for n in range(2):
+                store = _store(database)
+                self._readers.append(
+                    (store, ThreadPoolExecutor(1, thread_name_prefix=f"read-ahead-{n}"))
+                )
+        except BaseException:
+            self.close()
+            raise
+        # The range read ahead, as (after, end), and its halves to come.
+        self._ahead: tuple[tuple[int, int], list[Future[pa.Table]]] | None = None
 
-    def _query(self, after: int, upto: int, limit: int) -> pa.Table:
-        return self.store.query(
-            f'SELECT {self.select} FROM "{self.table}" WHERE _row > ? AND _row <= ? '
-            "ORDER BY _row LIMIT ?",
-            (after, upto, limit),
+    def _query(self, store: SqliteStore, after: int, end: int) -> pa.Table:
+        return store.query(
+            f'SELECT {self.select} FROM "{self.table}" WHERE _row > ? AND _row <= ? ORDER BY _row',
+            (after, end),
         )
 
+    def _as_read(self, table: pa.Table) -> pa.Table:
+        """The driver types a column by the values of its first batch (a range with none, or
+        with nulls alone, comes back as integers): the halves are made text alike, as the
+        table's columns are, to be put together."""
+        schema = pa.schema(
+            [(name, pa.int64() if name == "_row" else pa.string()) for name in table.column_names]
+        )
+        return table if table.schema == schema else table.cast(schema)
+
+    def _read(self, after: int, end: int) -> tuple[tuple[int, int], list[Future[pa.Table]]]:
+        """Start reading the keys ``(after, end]``, half on each connection."""
+        middle = after + (end - after + 1) // 2
+        bounds = [(after, middle), (middle, end)]
+        return (after, end), [
+            pool.submit(self._query, store, lo, hi)
+            for (store, pool), (lo, hi) in zip(self._readers, bounds, strict=True)
+        ]
+
     def _scan(
-        self,
-        after: int,
-        upto: int,
-        size: int,
-        usable: Callable[[int], bool],
-        interrupted: Interrupt,
+        self, after: int, end: int, usable: Callable[[int], bool], interrupted: Interrupt
     ) -> tuple[int, pa.Table]:
-        """Rows after ``after``, and how many were asked for: the range read ahead if it
-        starts there and its size is ``usable``, else ``size`` of them read now. An interrupt
-        is seen while waiting for them; the read itself runs to its end."""
+        """The rows of a range starting after ``after``, and where it ends: the range read
+        ahead if it starts there and its end is ``usable``, else ``(after, end]`` read now.
+        An interrupt is seen while waiting for them; the reads themselves run to their end."""
         ahead, self._ahead = self._ahead, None
-        if ahead is None or ahead[0][:2] != (after, upto) or not usable(ahead[0][2]):
+        if ahead is None or ahead[0][0] != after or not usable(ahead[0][1]):
             if ahead is not None:
-                with contextlib.suppress(Exception):
-                    ahead[1].result()  # a read already started ends before the next
-            ahead = ((after, upto, size), self._reading.submit(self._query, after, upto, size))
+                for half in ahead[1]:
+                    with contextlib.suppress(Exception):
+                        half.result()  # reads already started end before the next
+            ahead = self._read(after, end)
         try:
-            return ahead[0][2], _result(ahead[1], interrupted)
+            tables = [_result(half, interrupted) for half in ahead[1]]
         except Interrupted:
             self._ahead = ahead  # still useful if the run goes on from here
             raise
+        return ahead[0][1], pa.concat_tables([self._as_read(t) for t in tables])
 
     def chunk(
         self,
@@ -276,25 +309,22 @@ class ExportSession:
         offset: int,
         interrupted: Interrupt,
     ) -> dict[str, Any]:
-        """Write the rows after ``after`` at ``offset``: ``limit`` of them if ``fixed`` (a
-        gzip member's rows), else about a quarter second's worth, at most ``limit``."""
+        """Write the rows of the keys after ``after`` (at most ``upto``) at ``offset``:
+        ``limit`` keys if ``fixed`` (a gzip member's), else about a quarter second's worth,
+        at most ``limit``. ``last_row`` is the last key the chunk covered."""
         if interrupted():
             raise Interrupted
         started = time.monotonic()
-        # A gzip member's rows are exactly ``limit``; other chunks, any size up to it.
-        wanted = limit if fixed else min(limit, self.budget.size)
-        size, scanned = self._scan(
-            after, upto, wanted, lambda s: s == limit if fixed else s <= limit, interrupted
+        span = limit if fixed else min(limit, self.budget.size)
+        end, scanned = self._scan(
+            after,
+            min(upto, after + span),
+            lambda e: e == min(upto, after + limit) if fixed else after < e <= after + limit,
+            interrupted,
         )
-        if scanned.num_rows == 0:
-            return {"rows": 0, "scanned": 0, "last_row": after, "bytes": offset}
-        last_row = scanned.column("_row")[-1].as_py()
+        if end < upto:  # read the next range while this one is written
+            self._ahead = self._read(end, min(upto, end + span))
         count = scanned.num_rows
-        if last_row < upto and count == size:  # read the next while this one is written
-            self._ahead = (
-                (last_row, upto, wanted),
-                self._reading.submit(self._query, last_row, upto, wanted),
-            )
         if self.filters:
             scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
         if interrupted():
@@ -305,17 +335,16 @@ class ExportSession:
             data = b"".join(pieces)
             pieces = [memoryview(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))]
         size_after = write_at(self.path, offset, *pieces)
-        self.budget.observe(count, time.monotonic() - started)
-        return {
-            "rows": chosen.num_rows,
-            "scanned": count,
-            "last_row": last_row,
-            "bytes": size_after,
-        }
+        self.budget.observe(end - after, time.monotonic() - started)
+        return {"rows": chosen.num_rows, "scanned": count, "last_row": end, "bytes": size_after}
+
+    def rollback(self) -> None:
+        """Nothing to undo: each read is a statement of its own, and holds no transaction."""
 
     def close(self) -> None:
-        self._reading.shutdown(wait=True, cancel_futures=True)
-        self.store.close()
+        for store, pool in self._readers:
+            pool.shutdown(wait=True, cancel_futures=True)
+            store.close()
 
 
 class Sessions:
@@ -329,7 +358,7 @@ class Sessions:
         """After a failed or interrupted request: no transaction stays open."""
         found = self.open.get(session) if session else None
         if found is not None:
-            found.store.rollback()
+            found.rollback()
 
     def close_all(self) -> None:
         for found in self.open.values():
@@ -370,7 +399,7 @@ def commit(
 
 
 def rollback(sessions: Sessions, *, session: str, interrupted: Interrupt) -> None:
-    sessions.get(session).store.rollback()
+    sessions.get(session).rollback()
 
 
 def export_open(sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any) -> None:
