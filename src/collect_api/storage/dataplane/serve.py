@@ -7,6 +7,7 @@ its own connection to the database, opened on first use and closed with the sess
 """
 
 import ctypes
+import gc
 import io
 import mmap
 import os
@@ -114,6 +115,9 @@ def main() -> None:
     conn = Connection(int(sys.argv[1]))
     flag = mmap.mmap(int(sys.argv[2]), _WORD.size)
     _die_with(int(sys.argv[3]))
+    # The modules loaded by now live as long as the worker: kept out of the collector's
+    # full passes, which would walk them between two statements of a chunk.
+    gc.freeze()
     serve(conn, flag)
 
 
