@@ -130,7 +130,7 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
         if job.state in (S.QUEUED, S.PAUSED):
             # Nothing runs it: undo its writes and end it here, in this one transaction.
             kind = supervisor.kinds[job.kind]
-            await kind.discard(conn, job)
+            await kind.undo_writes(conn, job)
             job = await store.transition(conn, job, S.TERMINATING, actor=tenant, reason="terminate")
             job = await store.transition(
                 conn, job, S.TERMINATED, actor=SYSTEM, reason="rolled back"
@@ -148,7 +148,7 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
             raise InvalidTransition(job.id, job.state, S.TERMINATED)
     if job.state == S.TERMINATED:
         supervisor.release_parked(job.id)
-        supervisor.kinds[job.kind].release(job)
+        supervisor.kinds[job.kind].delete_files(job)
         return job
     # In another process it stops at its next chunk.
     return await _wait(

@@ -18,11 +18,11 @@ class JobKind(Protocol):
         """Do the job from ``ctx.job.checkpoint`` on, one committed chunk at a time, and end
         with ``ctx.finish()``. Raise to fail; the engine handles pause and terminate."""
 
-    async def discard(self, conn: AsyncConnection, job: Job) -> None:
+    async def undo_writes(self, conn: AsyncConnection, job: Job) -> None:
         """Undo every write the job made, in the transaction that records its end.
         Must be idempotent: after a crash it may run again."""
 
-    def release(self, job: Job) -> None:
+    def delete_files(self, job: Job) -> None:
         """Delete the job's working files once it is final. Best effort, idempotent."""
 
     async def housekeep(self, db: "Database") -> None:

@@ -515,7 +515,7 @@ class Supervisor:
                 if job.state == JobState.TERMINATING:
                     await store.update_job(conn, job, owner=None, lease_expires_at=None)
                 elif attempts >= self.settings.max_attempts:
-                    await self.kinds[job.kind].discard(conn, job)
+                    await self.kinds[job.kind].undo_writes(conn, job)
                     failed.append(
                         await store.transition(
                             conn,
@@ -540,7 +540,7 @@ class Supervisor:
                         attempts=attempts,
                     )
         for job in failed:
-            self.kinds[job.kind].release(job)
+            self.kinds[job.kind].delete_files(job)
         self.wake()
 
     # -- running one job ---------------------------------------------------------------------
@@ -656,7 +656,7 @@ class Supervisor:
                 lambda: self._end(job.id, JobState.FAILED, reason="failed", error=failure)
             )
         else:
-            self.kinds[job.kind].release(ctx.job)
+            self.kinds[job.kind].delete_files(ctx.job)
         return False
 
     async def _settle(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -792,7 +792,7 @@ class Supervisor:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
         if job is not None:
-            self.kinds[job.kind].release(job)
+            self.kinds[job.kind].delete_files(job)
 
     async def _record_end(
         self,
@@ -808,7 +808,7 @@ class Supervisor:
             if job.state in TERMINAL:
                 return None
             if undo:
-                await self.kinds[job.kind].discard(conn, job)
+                await self.kinds[job.kind].undo_writes(conn, job)
             if job.state == JobState.TERMINATING:  # a user's terminate wins over a failure
                 state, error = JobState.TERMINATED, None
             if job.state != JobState.TERMINATING and state == JobState.TERMINATED:

@@ -255,10 +255,10 @@ class ExportKind:
         )
         return cp
 
-    async def discard(self, conn: AsyncConnection, job: Job) -> None:
-        """An export writes nothing to the database; its file goes in ``release``."""
+    async def undo_writes(self, conn: AsyncConnection, job: Job) -> None:
+        """An export writes nothing to the database; its file goes in ``delete_files``."""
 
-    def release(self, job: Job) -> None:
+    def delete_files(self, job: Job) -> None:
         if job.state != JobState.COMPLETED:
             remove(self.path(job))
 

@@ -429,10 +429,10 @@ class ImportKind:
 
         await ctx.chunk(publish)
 
-    async def discard(self, conn: AsyncConnection, job: Job) -> None:
+    async def undo_writes(self, conn: AsyncConnection, job: Job) -> None:
         await datasets.drop_table(conn, datasets.stage_table(job.id))
 
-    def release(self, job: Job) -> None:
+    def delete_files(self, job: Job) -> None:
         release_upload(self.settings, job)
 
     async def housekeep(self, db: Database) -> None:

@@ -163,10 +163,10 @@ class TeamsKind:
 
         await ctx.chunk(publish)
 
-    async def discard(self, conn: AsyncConnection, job: Job) -> None:
+    async def undo_writes(self, conn: AsyncConnection, job: Job) -> None:
         await teams.discard_teams(conn, job_id=job.id)
 
-    def release(self, job: Job) -> None:
+    def delete_files(self, job: Job) -> None:
         release_upload(self.settings, job)
 
     async def housekeep(self, db: Database) -> None:
