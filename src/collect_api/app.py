@@ -6,7 +6,7 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import FrameType
@@ -24,12 +24,12 @@ from collect_api.access import Access
 from collect_api.api import datasets, events, exports, health, imports, jobs, metrics, teams
 from collect_api.api.deps import Services
 from collect_api.api.docs import add_docs_pages, openapi_document
+from collect_api.api.kinds import KindModule
 from collect_api.api.limits import BodyLimit
 from collect_api.db import Database, is_disk_full
 from collect_api.errors import CollectError
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.supervisor import Supervisor
-from collect_api.kinds import all_kinds
 from collect_api.metrics import Metrics
 from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import DataPlane
@@ -121,7 +121,11 @@ API_TAGS = [
 ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+# The kinds of job the service runs: each is registered, routed and documented from here.
+KINDS: tuple[KindModule, ...] = (imports.KIND, exports.KIND, teams.KIND)
+
+
+def create_app(settings: Settings | None = None, *, kinds: Sequence[KindModule] = KINDS) -> FastAPI:
     settings = settings or Settings()
     access = Access.parse(settings.api_keys)
 
@@ -145,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db=db,
             settings=settings,
             broker=broker,
-            kinds=all_kinds(settings, dataplane),
+            kinds={kind.name: kind.runner(settings, dataplane) for kind in kinds},
             metrics=metrics,
         )
         await supervisor.start()
@@ -193,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # off, or every request would look for a provider in the environment.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.openapi = openapi_document(app)  # type: ignore[method-assign]
+    app.openapi = openapi_document(app, kinds=[kind.name for kind in kinds])  # type: ignore[method-assign]
     add_docs_pages(app)
 
     @app.exception_handler(CollectError)
@@ -258,9 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit)
     for router in (
-        imports.router,
-        exports.router,
-        teams.router,
+        *(kind.router for kind in kinds),
         jobs.router,
         events.router,
         datasets.router,

@@ -185,9 +185,10 @@ BAD_CSV = refusal(
 )
 
 
-def openapi_document(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """``app.openapi``: FastAPI's document, with the one ``Problem`` schema and without the
-    validation responses FastAPI adds where no validation can fail."""
+def openapi_document(app: FastAPI, *, kinds: list[str]) -> Callable[[], dict[str, Any]]:
+    """``app.openapi``: FastAPI's document, with the one ``Problem`` schema, without the
+    validation responses FastAPI adds where no validation can fail, and with the job kinds
+    the service runs (``kinds``) as the values a job's ``kind`` may take."""
 
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -213,6 +214,12 @@ def openapi_document(app: FastAPI) -> Callable[[], dict[str, Any]]:
                     del responses["422"]
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
+        schemas["JobPublic"]["properties"]["kind"]["enum"] = kinds
+        for parameter in document["paths"]["/jobs"]["get"]["parameters"]:
+            if parameter["name"] == "kind":
+                for choice in parameter["schema"]["anyOf"]:
+                    if choice.get("type") == "string":
+                        choice["enum"] = kinds
         app.openapi_schema = document
         return document
 

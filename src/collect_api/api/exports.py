@@ -18,11 +18,12 @@ from collect_api.api.docs import (
     documented,
     refusal,
 )
+from collect_api.api.kinds import KindModule, runner_of
 from collect_api.api.schemas import JobPublic
 from collect_api.errors import CollectError, Conflict, Gone, NotFound
 from collect_api.jobs import store
-from collect_api.jobs.models import JobState
-from collect_api.kinds.exports import ExportKind, download_name, submit_export
+from collect_api.jobs.models import JobState, new_job_id
+from collect_api.kinds.exports import ExportKind, ExportRequest, download_name
 from collect_api.storage.filters import OPERATORS, Filter
 
 router = APIRouter(tags=["exports"])
@@ -145,13 +146,16 @@ async def create_export(
     services: ServicesDep,
     tenant: TenantDep,
 ) -> dict[str, Any]:
-    job = await submit_export(
-        db=services.db,
+    job = await runner_of(services, ExportKind).submit(
+        services.db,
         tenant=tenant,
-        dataset=body.dataset,
-        columns=body.columns,
-        filters=[Filter(column=f.column, op=f.op, value=f.value) for f in body.filters],
-        gzipped=body.gzip,
+        job_id=new_job_id(),
+        request=ExportRequest(
+            dataset=body.dataset,
+            columns=body.columns,
+            filters=[Filter(column=f.column, op=f.op, value=f.value) for f in body.filters],
+            gzipped=body.gzip,
+        ),
     )
     services.supervisor.wake()
     response.headers["Location"] = f"/jobs/{job.id}"
@@ -289,9 +293,7 @@ async def job_result(
             f"the file of export {job_id} was deleted after COLLECT_RESULT_TTL "
             f"({services.settings.result_ttl}); export the dataset again"
         )
-    kind = services.supervisor.kinds[ExportKind.name]
-    assert isinstance(kind, ExportKind)
-    path = kind.path(job)
+    path = runner_of(services, ExportKind).path(job)
     if not path.exists():
         raise NotFound(f"the file of export {job_id} is no longer kept; export the dataset again")
     _check_range(request, path.stat().st_size)
@@ -300,3 +302,6 @@ async def job_result(
         media_type="application/gzip" if job.params["gzip"] else "text/csv; charset=utf-8",
         filename=download_name(job),
     )
+
+
+KIND = KindModule(ExportKind.name, ExportKind, router)

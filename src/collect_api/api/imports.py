@@ -17,10 +17,11 @@ from collect_api.api.docs import (
     documented,
     refusal,
 )
+from collect_api.api.kinds import KindModule, runner_of
 from collect_api.api.schemas import JobPublic
 from collect_api.api.uploads import EarlyStart, accept_csv_job, csv_form
 from collect_api.jobs.models import Job
-from collect_api.kinds.imports import EarlyImport, submit_import
+from collect_api.kinds.imports import EarlyImport, ImportKind
 from collect_api.storage.uploads import Upload
 
 router = APIRouter(tags=["imports"])
@@ -111,12 +112,11 @@ async def create_import(
     request: Request, response: Response, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
     async def submit(job_id: str, upload: Upload, early: EarlyStart | None) -> Job:
-        return await submit_import(
-            db=services.db,
-            settings=services.settings,
+        return await runner_of(services, ImportKind).submit(
+            services.db,
             tenant=tenant,
             job_id=job_id,
-            upload=upload,
+            request=upload,
             early=early if isinstance(early, EarlyImport) else None,
         )
 
@@ -131,3 +131,6 @@ async def create_import(
 
     services.dataplane.warm()  # its worker starts while the upload arrives
     return await accept_csv_job(request, response, services, submit, early_start=early_start)
+
+
+KIND = KindModule(ImportKind.name, ImportKind, router)

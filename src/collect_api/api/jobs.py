@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from collect_api.api.deps import AfterQuery, JobIdPath, LimitQuery, ServicesDep, TenantDep
@@ -24,7 +25,6 @@ from collect_api.api.schemas import (
     HistoryPublic,
     JobPublic,
     JobsPublic,
-    Kind,
     State,
 )
 from collect_api.jobs import control, store
@@ -52,6 +52,22 @@ _CANNOT = {
 }
 
 
+def _not_one_of(name: str, value: str, allowed: list[str]) -> RequestValidationError:
+    """The 422 of a query parameter that is none of ``allowed``, as FastAPI words it."""
+    quoted = [repr(a) for a in allowed]
+    choices = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return RequestValidationError(
+        [
+            {
+                "type": "literal_error",
+                "loc": ("query", name),
+                "msg": f"Input should be {choices}",
+                "input": value,
+            }
+        ]
+    )
+
+
 @router.get(
     "/jobs",
     response_model=JobsPublic,
@@ -68,10 +84,12 @@ async def list_jobs(
     services: ServicesDep,
     tenant: TenantDep,
     state: State | None = Query(default=None, description="only the jobs in this state"),
-    kind: Kind | None = Query(default=None, description="only the jobs of this kind"),
+    kind: str | None = Query(default=None, description="only the jobs of this kind"),
     limit: LimitQuery = 100,
     after: AfterQuery = None,
 ) -> dict[str, Any]:
+    if kind is not None and kind not in services.supervisor.kinds:
+        raise _not_one_of("kind", kind, list(services.supervisor.kinds))
     async with services.db.read() as conn:
         jobs = await store.list_jobs(
             conn, tenant=tenant, state=state, kind=kind, after=after, limit=limit + 1

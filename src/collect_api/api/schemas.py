@@ -7,7 +7,6 @@ from pydantic import BaseModel, ConfigDict, Field
 State = Literal[
     "queued", "running", "pausing", "paused", "terminating", "completed", "failed", "terminated"
 ]
-Kind = Literal["import", "export", "teams"]
 
 
 class Progress(BaseModel):
@@ -75,7 +74,11 @@ class JobPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
 
     id: str = Field(description="opaque, URL-safe; sorts by creation time")
-    kind: Kind = Field(description="`import`, `export` or `teams`")
+    # Any kind the service runs (`app.KINDS`): the document lists them as the enum.
+    kind: str = Field(
+        description="what the job does: `import`, `export`, `teams`, or another "
+        "kind the service runs"
+    )
     state: State = Field(
         description="`queued` → `running` → `completed`; or `paused` (via `pausing`), "
         "`failed`, `terminated` (via `terminating`). `completed`, `failed` and `terminated` "

@@ -25,11 +25,12 @@ from collect_api.api.docs import (
     documented,
     refusal,
 )
+from collect_api.api.kinds import KindModule, runner_of
 from collect_api.api.schemas import JobPublic
 from collect_api.api.uploads import EarlyStart, accept_csv_job, csv_form
 from collect_api.errors import NotFound, Unprocessable
 from collect_api.jobs.models import Job
-from collect_api.kinds.teams import submit_teams
+from collect_api.kinds.teams import TeamsKind
 from collect_api.storage import teams
 from collect_api.storage.uploads import Upload
 
@@ -100,12 +101,8 @@ async def create_teams_import(
     request: Request, response: Response, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
     async def submit(job_id: str, upload: Upload, _early: EarlyStart | None) -> Job:
-        return await submit_teams(
-            db=services.db,
-            settings=services.settings,
-            tenant=tenant,
-            job_id=job_id,
-            upload=upload,
+        return await runner_of(services, TeamsKind).submit(
+            services.db, tenant=tenant, job_id=job_id, request=upload
         )
 
     return await accept_csv_job(request, response, services, submit)
@@ -162,3 +159,6 @@ async def get_team(team_id: TeamIdPath, services: ServicesDep, tenant: TenantDep
         raise NotFound(f"No team with id {team_id!r} exists. List teams with GET /teams.")
     async with services.db.read() as conn:
         return await teams.get_team(conn, tenant=tenant, team_id=number)
+
+
+KIND = KindModule(TeamsKind.name, TeamsKind, router)

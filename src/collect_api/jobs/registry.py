@@ -1,6 +1,6 @@
 """What the engine needs of a job kind. Kinds register here; the engine knows no kind."""
 
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,7 +12,14 @@ if TYPE_CHECKING:
 
 
 class JobKind(Protocol):
+    """A kind of job: how its jobs are submitted, run, undone and cleaned up after. One
+    instance serves every job of the kind in a process."""
+
     name: ClassVar[str]
+
+    async def submit(self, db: "Database", *, tenant: str, job_id: str, request: Any) -> Job:
+        """Check a request for a job of this kind (raising the error that answers it) and
+        queue the job with id ``job_id``. What ``request`` holds is the kind's own."""
 
     async def run(self, ctx: "JobContext") -> None:
         """Do the job from ``ctx.job.checkpoint`` on, one committed chunk at a time, and end

@@ -1,17 +1,5 @@
-"""One module per job kind: the checkpointed step function it runs."""
+"""One module per job kind: how its jobs are submitted and run, chunk by checkpointed chunk.
 
-from collect_api.jobs.registry import JobKind
-from collect_api.kinds.exports import ExportKind
-from collect_api.kinds.imports import ImportKind
-from collect_api.kinds.teams import TeamsKind
-from collect_api.settings import Settings
-from collect_api.storage.dataplane.client import DataPlane
-
-
-def all_kinds(settings: Settings, dataplane: DataPlane) -> dict[str, JobKind]:
-    kinds: list[JobKind] = [
-        ImportKind(settings, dataplane),
-        ExportKind(settings, dataplane),
-        TeamsKind(settings),
-    ]
-    return {kind.name: kind for kind in kinds}
+Each kind's routes and registration are in its module under ``api/`` (``KIND``), listed in
+``app.KINDS``.
+"""

@@ -12,6 +12,7 @@ the file back to ``bytes`` and reads on from ``last_row``.
 
 import asyncio
 import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ from collect_api.db import Database
 from collect_api.errors import DatasetNotFound, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext, RunLost
-from collect_api.jobs.models import TERMINAL, Job, JobState, new_job_id, utcnow
+from collect_api.jobs.models import TERMINAL, Job, JobState, utcnow
 from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage import datasets
@@ -70,52 +71,15 @@ def _progress(
     }
 
 
-async def submit_export(
-    *,
-    db: Database,
-    tenant: str,
-    dataset: str,
-    columns: list[str] | None,
-    filters: list[Filter],
-    gzipped: bool,
-) -> Job:
-    """Validate an export request against the dataset and queue its job."""
-    async with db.write() as conn:
-        try:
-            found = await datasets.get_dataset(conn, tenant=tenant, name=dataset)
-        except DatasetNotFound as exc:
-            raise Unprocessable(exc.detail, field="dataset") from None
-        if columns is not None:
-            unknown = [c for c in columns if c not in found.columns]
-            if unknown:
-                raise Unprocessable(
-                    f"dataset {dataset!r} has no column {unknown[0]!r}; its columns are "
-                    f"{found.columns}",
-                    field="columns",
-                )
-            if not columns or len(set(columns)) != len(columns):
-                raise Unprocessable(
-                    "columns must name each column once, and at least one", field="columns"
-                )
-        try:
-            check_filters(filters, found.columns)
-        except FilterProblem as exc:
-            raise Unprocessable(str(exc), field=exc.field) from None
-        params = {
-            "dataset": dataset,
-            "columns": columns,
-            "filters": [{"column": f.column, "op": f.op, "value": f.value} for f in filters],
-            "gzip": gzipped,
-        }
-        return await store.insert_job(
-            conn,
-            job_id=new_job_id(),
-            tenant=tenant,
-            kind=ExportKind.name,
-            params=params,
-            progress=_progress(rows=0, total=None, size=0, rate=None),
-            actor=tenant,
-        )
+@dataclass(frozen=True)
+class ExportRequest:
+    """What an export is asked for: the dataset, the columns (all when None), the filters
+    and whether the file is gzipped."""
+
+    dataset: str
+    columns: list[str] | None
+    filters: list[Filter]
+    gzipped: bool
 
 
 class ExportKind:
@@ -124,6 +88,48 @@ class ExportKind:
     def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
         self.settings = settings
         self.dataplane = dataplane
+
+    async def submit(
+        self, db: Database, *, tenant: str, job_id: str, request: ExportRequest
+    ) -> Job:
+        """Validate an export request against the dataset and queue its job."""
+        dataset, columns, filters = request.dataset, request.columns, request.filters
+        async with db.write() as conn:
+            try:
+                found = await datasets.get_dataset(conn, tenant=tenant, name=dataset)
+            except DatasetNotFound as exc:
+                raise Unprocessable(exc.detail, field="dataset") from None
+            if columns is not None:
+                unknown = [c for c in columns if c not in found.columns]
+                if unknown:
+                    raise Unprocessable(
+                        f"dataset {dataset!r} has no column {unknown[0]!r}; its columns are "
+                        f"{found.columns}",
+                        field="columns",
+                    )
+                if not columns or len(set(columns)) != len(columns):
+                    raise Unprocessable(
+                        "columns must name each column once, and at least one", field="columns"
+                    )
+            try:
+                check_filters(filters, found.columns)
+            except FilterProblem as exc:
+                raise Unprocessable(str(exc), field=exc.field) from None
+            params = {
+                "dataset": dataset,
+                "columns": columns,
+                "filters": [{"column": f.column, "op": f.op, "value": f.value} for f in filters],
+                "gzip": request.gzipped,
+            }
+            return await store.insert_job(
+                conn,
+                job_id=job_id,
+                tenant=tenant,
+                kind=self.name,
+                params=params,
+                progress=_progress(rows=0, total=None, size=0, rate=None),
+                actor=tenant,
+            )
 
     def path(self, job: Job) -> Path:
         return export_path(self.settings.exports_dir, job.id, gzipped=bool(job.params["gzip"]))

@@ -62,65 +62,6 @@ def dataset_field(upload: Upload) -> str:
     return dataset
 
 
-async def submit_import(
-    *,
-    db: Database,
-    settings: Settings,
-    tenant: str,
-    job_id: str,
-    upload: Upload,
-    early: "EarlyImport | None" = None,
-) -> Job:
-    """Validate a received upload (already at ``upload_path``) and queue its import job,
-    from where ``early`` (the chunks staged while it arrived) ends, if it read the file as
-    this check does."""
-    dataset = dataset_field(upload)
-    mode = form_field(upload, "mode", "create", MODES)
-    params, header = await inspect_upload(
-        settings=settings, upload=upload, path=upload_path(settings, job_id)
-    )
-    checkpoint = None
-    staged = early.staged if early is not None else None
-    if staged is not None and all(staged.params[k] == params[k] for k in SAME_READING):
-        checkpoint = staged.checkpoint
-    async with db.write() as conn:
-        existing = await datasets.find_dataset(conn, tenant=tenant, name=dataset)
-        if mode == "create" and existing is not None:
-            raise Conflict(
-                f"dataset {dataset!r} already exists; use mode=append to add rows or "
-                "mode=replace to replace it",
-                dataset=dataset,
-            )
-        if mode == "append":
-            if existing is None:
-                raise DatasetNotFound(dataset)
-            missing = [c for c in existing.columns if c not in header.columns]
-            extra = [c for c in header.columns if c not in existing.columns]
-            if missing or extra:
-                raise Unprocessable(
-                    f"the file's columns do not match dataset {dataset!r}: missing {missing}, "
-                    f"extra {extra}",
-                    missing=missing,
-                    extra=extra,
-                )
-        if early is not None and early.table and checkpoint is None:  # begin again
-            await datasets.drop_table(conn, datasets.stage_table(job_id))
-        return await store.insert_job(
-            conn,
-            job_id=job_id,
-            tenant=tenant,
-            kind=ImportKind.name,
-            params={"dataset": dataset, "mode": mode, **params},
-            progress=(
-                progress(records=0, offset=0, size=params["bytes"], rate=None)
-                if checkpoint is None
-                else checkpoint_progress(checkpoint, size=params["bytes"], rate=None)
-            ),
-            checkpoint=checkpoint,
-            actor=tenant,
-        )
-
-
 # What must be the same in the reading of the first bytes and of the whole file for the
 # chunks staged from the first to stand: all of it comes from the first 64 KiB and header.
 SAME_READING = ("encoding", "_codec", "delimiter", "columns", "_data_offset", "_data_line")
@@ -321,6 +262,66 @@ class ImportKind:
     def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
         self.settings = settings
         self.dataplane = dataplane
+
+    async def submit(
+        self,
+        db: Database,
+        *,
+        tenant: str,
+        job_id: str,
+        request: Upload,
+        early: "EarlyImport | None" = None,
+    ) -> Job:
+        """Validate a received upload (already at ``upload_path``) and queue its import job,
+        from where ``early`` (the chunks staged while it arrived) ends, if it read the file as
+        this check does."""
+        upload = request
+        settings = self.settings
+        dataset = dataset_field(upload)
+        mode = form_field(upload, "mode", "create", MODES)
+        params, header = await inspect_upload(
+            settings=settings, upload=upload, path=upload_path(settings, job_id)
+        )
+        checkpoint = None
+        staged = early.staged if early is not None else None
+        if staged is not None and all(staged.params[k] == params[k] for k in SAME_READING):
+            checkpoint = staged.checkpoint
+        async with db.write() as conn:
+            existing = await datasets.find_dataset(conn, tenant=tenant, name=dataset)
+            if mode == "create" and existing is not None:
+                raise Conflict(
+                    f"dataset {dataset!r} already exists; use mode=append to add rows or "
+                    "mode=replace to replace it",
+                    dataset=dataset,
+                )
+            if mode == "append":
+                if existing is None:
+                    raise DatasetNotFound(dataset)
+                missing = [c for c in existing.columns if c not in header.columns]
+                extra = [c for c in header.columns if c not in existing.columns]
+                if missing or extra:
+                    raise Unprocessable(
+                        f"the file's columns do not match dataset {dataset!r}: missing {missing}, "
+                        f"extra {extra}",
+                        missing=missing,
+                        extra=extra,
+                    )
+            if early is not None and early.table and checkpoint is None:  # begin again
+                await datasets.drop_table(conn, datasets.stage_table(job_id))
+            return await store.insert_job(
+                conn,
+                job_id=job_id,
+                tenant=tenant,
+                kind=self.name,
+                params={"dataset": dataset, "mode": mode, **params},
+                progress=(
+                    progress(records=0, offset=0, size=params["bytes"], rate=None)
+                    if checkpoint is None
+                    else checkpoint_progress(checkpoint, size=params["bytes"], rate=None)
+                ),
+                checkpoint=checkpoint,
+                actor=tenant,
+            )
 
     async def run(self, ctx: JobContext) -> None:
         job = ctx.job

@@ -35,39 +35,13 @@ from collect_api.kinds.csvsource import (
 )
 from collect_api.settings import Settings
 from collect_api.storage import teams
+from collect_api.storage.dataplane.client import DataPlane
 from collect_api.storage.uploads import Upload
 
 REQUIRED = ("team", "member_email", "role")
 OPTIONAL = ("member_name",)
 ROLES = ("lead", "member")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-
-
-async def submit_teams(
-    *, db: Database, settings: Settings, tenant: str, job_id: str, upload: Upload
-) -> Job:
-    params, header = await inspect_upload(
-        settings=settings, upload=upload, path=upload_path(settings, job_id)
-    )
-    missing = [c for c in REQUIRED if c not in header.columns]
-    extra = [c for c in header.columns if c not in REQUIRED + OPTIONAL]
-    if missing or extra:
-        raise Unprocessable(
-            f"a teams CSV has the columns {', '.join(REQUIRED)} and optionally member_name, "
-            f"in any order; this file is missing {missing} and has extra {extra}",
-            missing=missing,
-            extra=extra,
-        )
-    async with db.write() as conn:
-        return await store.insert_job(
-            conn,
-            job_id=job_id,
-            tenant=tenant,
-            kind=TeamsKind.name,
-            params=params,
-            progress=progress(records=0, offset=0, size=params["bytes"], rate=None),
-            actor=tenant,
-        )
 
 
 def _memberships(
@@ -110,8 +84,33 @@ def _memberships(
 class TeamsKind:
     name: ClassVar[str] = "teams"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
         self.settings = settings
+
+    async def submit(self, db: Database, *, tenant: str, job_id: str, request: Upload) -> Job:
+        """Validate a received upload (already at ``upload_path``) and queue its job."""
+        params, header = await inspect_upload(
+            settings=self.settings, upload=request, path=upload_path(self.settings, job_id)
+        )
+        missing = [c for c in REQUIRED if c not in header.columns]
+        extra = [c for c in header.columns if c not in REQUIRED + OPTIONAL]
+        if missing or extra:
+            raise Unprocessable(
+                f"a teams CSV has the columns {', '.join(REQUIRED)} and optionally member_name, "
+                f"in any order; this file is missing {missing} and has extra {extra}",
+                missing=missing,
+                extra=extra,
+            )
+        async with db.write() as conn:
+            return await store.insert_job(
+                conn,
+                job_id=job_id,
+                tenant=tenant,
+                kind=self.name,
+                params=params,
+                progress=progress(records=0, offset=0, size=params["bytes"], rate=None),
+                actor=tenant,
+            )
 
     async def run(self, ctx: JobContext) -> None:
         job = ctx.job
