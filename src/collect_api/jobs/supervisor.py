@@ -57,7 +57,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from collect_api.csvio import CsvProblem
 from collect_api.db import Database, is_disk_full, shielded
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
@@ -68,6 +67,7 @@ from collect_api.jobs.context import (
     SafePointStop,
     ServiceStopping,
 )
+from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import ACTIVE, SYSTEM, TERMINAL, Control, Job, JobState
 from collect_api.jobs.registry import JobKind
 from collect_api.jobs.store import JOB
@@ -95,25 +95,11 @@ DISK_FULL = {
 
 def error_document(exc: BaseException) -> dict[str, Any]:
     """What a failed job's ``error`` says: a sentence a user can act on."""
-    if isinstance(exc, CsvProblem):
-        doc: dict[str, Any] = {"code": exc.code, "message": str(exc)}
-        for key in ("line", "record", "column"):
-            if getattr(exc, key) is not None:
-                doc[key] = getattr(exc, key)
-        return doc
+    if isinstance(exc, JobFailure):
+        return exc.document()
     if is_disk_full(exc):
         return DISK_FULL
-    if isinstance(exc, JobFailure):
-        return {"code": exc.code, "message": str(exc)}
     return {"code": "internal", "message": f"the job stopped on an unexpected error: {exc}"}
-
-
-class JobFailure(Exception):
-    """A kind's reason to fail a job, with a machine-readable code."""
-
-    def __init__(self, message: str, *, code: str = "failed") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _Gate:
@@ -851,4 +837,4 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _expected(exc: BaseException) -> bool:
-    return isinstance(exc, (CsvProblem, JobFailure))
+    return isinstance(exc, JobFailure)

@@ -13,7 +13,7 @@ next unread record, the records read and rejected so far. A kind adds its own co
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,9 @@ from collect_api.csvio import (
 from collect_api.db import Database
 from collect_api.errors import BadCsv, Unprocessable
 from collect_api.jobs import store
+from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.store import REJECTION
-from collect_api.jobs.supervisor import JobFailure
 from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import RemoteError
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
@@ -220,12 +220,12 @@ def apply_policy(job: Job, rejected: list[dict[str, Any]], total_rejected: int) 
         return
     if job.params["on_error"] == "abort":
         first = rejected[0]
-        raise CsvProblem(
+        raise JobFailure(
             first["reason"] + "; fix the record or import with on_error=skip",
+            code="bad_record",
             line=first["line"],
             record=first["record"],
             column=first["column"],
-            code="bad_record",
         )
     if total_rejected > job.params["max_errors"]:
         raise JobFailure(
@@ -313,5 +313,25 @@ async def sweep_uploads(*, settings: Settings, db: Database, kind: str) -> None:
 def remote_failure(exc: RemoteError) -> Exception:
     """What failed in the data plane's worker, as the exception the job fails with."""
     if exc.kind == "CsvProblem":
-        return CsvProblem.from_details(exc.details)
+        return job_failure(CsvProblem.from_details(exc.details))
     return exc
+
+
+def job_failure(problem: CsvProblem) -> JobFailure:
+    """A file that cannot be read, as the failure of its job: where, and why."""
+    return JobFailure(
+        str(problem),
+        code=problem.code,
+        line=problem.line,
+        record=problem.record,
+        column=problem.column,
+    )
+
+
+@contextlib.contextmanager
+def csv_failures() -> Iterator[None]:
+    """Around a CSV kind's run: a file that cannot be read fails the job (``job_failure``)."""
+    try:
+        yield
+    except CsvProblem as exc:
+        raise job_failure(exc) from None

@@ -22,11 +22,12 @@ from collect_api.db import Database, raise_if_interrupted
 from collect_api.errors import Conflict, DatasetNotFound, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext, RunLost
+from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.store import REJECTION
-from collect_api.jobs.supervisor import JobFailure
 from collect_api.kinds.csvsource import (
     checkpoint_progress,
+    csv_failures,
     first_checkpoint,
     form_field,
     inspect_upload,
@@ -324,6 +325,10 @@ class ImportKind:
             )
 
     async def run(self, ctx: JobContext) -> None:
+        with csv_failures():
+            await self._run(ctx)
+
+    async def _run(self, ctx: JobContext) -> None:
         job = ctx.job
         p = job.params
         width = len(p["columns"])

@@ -24,6 +24,7 @@ from collect_api.jobs.models import TERMINAL, Job
 from collect_api.kinds.csvsource import (
     apply_policy,
     checkpoint_progress,
+    csv_failures,
     first_checkpoint,
     inspect_upload,
     progress,
@@ -113,6 +114,10 @@ class TeamsKind:
             )
 
     async def run(self, ctx: JobContext) -> None:
+        with csv_failures():
+            await self._run(ctx)
+
+    async def _run(self, ctx: JobContext) -> None:
         job = ctx.job
         size = int(job.params["bytes"])
         cp = job.checkpoint or first_checkpoint(job.params, staged=0)
