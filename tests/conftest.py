@@ -19,7 +19,6 @@ from collect_api.app import create_app
 from collect_api.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from make_csv import TEAMS_HEADER, responses, write_responses_csv
 
 from collect_api.access import Access
+from collect_api.samples import TEAMS_HEADER, responses, write_responses_csv
 from tests.conftest import ServerProcess
 from tests.helpers import csv_bytes, dataset_rows, start_import, wait_for, wait_progress
 

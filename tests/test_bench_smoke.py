@@ -119,17 +119,37 @@ def test_script_prints_its_figures(script: str, workdir: Path) -> None:
         assert (out / "chart.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_write_section_replaces_its_own_section_only(tmp_path: Path) -> None:
-    import benchlib
+# Two sections written into the file named by the argument, by benchlib as the scripts
+# import it: from bench/, in a process of its own (the tests import nothing from bench/).
+WRITE_SECTIONS = """
+import sys
+from pathlib import Path
 
+import benchlib
+
+path = Path(sys.argv[1])
+benchlib.write_section(path, "A", "## A\\n\\nnew a\\n")
+benchlib.write_section(path, "C", "## C\\n\\nc\\n")
+"""
+
+
+def test_write_section_replaces_its_own_section_only(tmp_path: Path) -> None:
     path = tmp_path / "B.md"
     path.write_text(
         "# Benchmarks\n\nintro\n\n## A\n\nold a\n\n### sub\n\n```sh\n## not a heading\n```\n\n"
         "## B\n\nb\n",
         encoding="utf-8",
     )
-    benchlib.write_section(path, "A", "## A\n\nnew a\n")
-    benchlib.write_section(path, "C", "## C\n\nc\n")
+    pythonpath = os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_SECTIONS, str(path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert path.read_text(encoding="utf-8") == (
         "# Benchmarks\n\nintro\n\n## A\n\nnew a\n\n## B\n\nb\n\n## C\n\nc\n"
     )

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from make_csv import TEAMS_HEADER, team_rows
 
 from collect_api.app import create_app
+from collect_api.samples import TEAMS_HEADER, team_rows
 from collect_api.settings import Settings
 from collect_api.storage import teams
 from tests.conftest import make_settings

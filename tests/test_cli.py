@@ -23,8 +23,8 @@ from typing import IO, Any, TypeVar
 
 import httpx
 import pytest
-from make_csv import responses, write_responses_csv
 
+from collect_api.samples import responses, write_responses_csv
 from tests.conftest import ServerProcess
 
 COLLECT = Path(sys.executable).with_name("collect")

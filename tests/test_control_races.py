@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from make_csv import write_responses_csv
 
+from collect_api.samples import write_responses_csv
 from tests.conftest import ServerProcess
 
 ROWS = 120_000

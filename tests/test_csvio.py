@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-from make_csv import HEADER, write_responses_csv
 
 from collect_api.csvio import (
     CsvProblem,
@@ -17,6 +16,7 @@ from collect_api.csvio import (
     read_header,
     resolve_encoding,
 )
+from collect_api.samples import HEADER, write_responses_csv
 
 RECORDS = 300
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from make_csv import write_responses_csv
 
 from collect_api.csvio import CsvProblem, Encoding, fast, read_header
 from collect_api.csvio.chunks import ChunkSource, Position
+from collect_api.samples import write_responses_csv
 
 UTF8 = Encoding("utf-8", "utf-8", 0)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-from make_csv import write_responses_csv
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+from collect_api.samples import write_responses_csv
 from tests.conftest import ROOT, ServerProcess
 from tests.helpers import TERMINAL
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from make_csv import responses, write_responses_csv
 
+from collect_api.samples import responses, write_responses_csv
 from collect_api.storage.dataplane.client import DataPlane, WorkerDied, WorkerInterrupted
 from collect_api.storage.dataplane.process import Worker
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from make_csv import write_responses_csv
 
+from collect_api.samples import write_responses_csv
 from tests.conftest import app_client, make_settings
 from tests.helpers import dataset_rows, start_import, upload, wait_for, wait_progress
 

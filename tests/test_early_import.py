@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-from make_csv import responses, write_responses_csv
 
+from collect_api.samples import responses, write_responses_csv
 from tests.conftest import ServerProcess, app_client, make_settings
 from tests.helpers import dataset_rows, wait_for
 

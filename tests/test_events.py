@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from make_csv import write_responses_csv
 
+from collect_api.samples import write_responses_csv
 from tests.conftest import ServerProcess
 from tests.helpers import TERMINAL, start_import, wait_for, wait_progress
 

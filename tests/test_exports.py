@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from make_csv import HEADER, responses, write_responses_csv
 
+from collect_api.samples import HEADER, responses, write_responses_csv
 from collect_api.settings import Settings
 from tests.conftest import app_client, make_settings
 from tests.helpers import csv_bytes, read_csv, start_import, wait_for, wait_progress

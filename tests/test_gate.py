@@ -7,8 +7,8 @@ import random
 from pathlib import Path
 
 import httpx
-from make_csv import responses, write_responses_csv
 
+from collect_api.samples import responses, write_responses_csv
 from tests.conftest import ServerProcess, app_services, make_settings
 from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
 

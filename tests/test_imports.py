@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from make_csv import HEADER, responses, write_responses_csv
 
+from collect_api.samples import HEADER, responses, write_responses_csv
 from collect_api.settings import Settings
 from tests.helpers import (
     csv_bytes,

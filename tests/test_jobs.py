@@ -5,8 +5,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from make_csv import responses, write_responses_csv
 
+from collect_api.samples import responses, write_responses_csv
 from collect_api.settings import Settings
 from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
 

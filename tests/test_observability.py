@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from make_csv import write_responses_csv
 from prometheus_client.parser import text_string_to_metric_families
 
+from collect_api.samples import write_responses_csv
 from tests.conftest import ServerProcess
 
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

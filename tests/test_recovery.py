@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from make_csv import TEAMS_HEADER, responses, team_rows, write_responses_csv
 
+from collect_api.samples import TEAMS_HEADER, responses, team_rows, write_responses_csv
 from tests.conftest import ServerProcess
 from tests.helpers import csv_bytes, dataset_rows, start_import, wait_for, wait_progress
 from tests.test_teams import all_teams, as_expected, expected_teams, start_teams

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from make_csv import responses, write_responses_csv
 
+from collect_api.samples import responses, write_responses_csv
 from tests.conftest import app_client, make_settings
 from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
 

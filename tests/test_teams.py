@@ -5,8 +5,8 @@ from typing import Any
 
 import httpx
 import pytest
-from make_csv import TEAMS_HEADER, team_rows, write_teams_csv
 
+from collect_api.samples import TEAMS_HEADER, team_rows, write_teams_csv
 from tests.helpers import csv_bytes, read_csv, wait_for, wait_progress
 
 
