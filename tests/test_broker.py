@@ -6,9 +6,10 @@ from pathlib import Path
 
 from collect_api import migrations
 from collect_api.db import Database
+from collect_api.ids import new_job_id
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
-from collect_api.jobs.models import Job, JobState, new_job_id
+from collect_api.jobs.models import Job, JobState
 from tests.conftest import make_settings
 
 

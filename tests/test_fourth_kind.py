@@ -22,9 +22,10 @@ from collect_api.api.kinds import KindModule, runner_of
 from collect_api.app import KINDS, create_app
 from collect_api.db import Database
 from collect_api.errors import Unprocessable
+from collect_api.ids import new_job_id
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
-from collect_api.jobs.models import Job, new_job_id
+from collect_api.jobs.models import Job
 from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import DataPlane
 from tests.conftest import make_settings

@@ -31,7 +31,7 @@ from sqlmodel import SQLModel
 
 from collect_api import migrations
 from collect_api.db import Database
-from collect_api.jobs.models import new_job_id
+from collect_api.ids import new_job_id
 from collect_api.jobs.store import insert_job
 from tests.conftest import ROOT, ServerProcess, app_client, make_settings
 from tests.helpers import dataset_rows, start_import, wait_for

@@ -22,8 +22,8 @@ from collect_api.api.docs import (
 )
 from collect_api.api.schemas import DatasetPublic, DatasetsPublic, RowsPublic
 from collect_api.errors import Unprocessable
-from collect_api.jobs.models import Dataset
 from collect_api.storage import datasets
+from collect_api.storage.datasets import Dataset
 
 router = APIRouter(tags=["datasets"])
 

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import Row, func, select
 
 from collect_api.api.deps import JobIdPath, Services, ServicesDep, TenantDep, row_key
 from collect_api.api.docs import (
@@ -26,7 +25,6 @@ from collect_api.api.docs import (
 from collect_api.jobs import store
 from collect_api.jobs.broker import Subscription, encode
 from collect_api.jobs.models import TERMINAL
-from collect_api.jobs.store import HISTORY, JOB
 
 router = APIRouter(tags=["events"])
 
@@ -121,7 +119,7 @@ class _Followed:
 
     since: int
     job: store.Job
-    missed: list[Row[Any]]
+    missed: list[store.StateChange]
     sub: Subscription
 
 
@@ -138,17 +136,7 @@ async def _followed_job(
     with _following(services), services.broker.subscribe(tenant=tenant, job_id=job_id) as sub:
         async with services.db.read() as conn:
             job = await store.get_job(conn, job_id=job_id, tenant=tenant)
-            missed = (
-                list(
-                    await conn.execute(
-                        select(HISTORY.c.rev, HISTORY.c.snapshot)
-                        .where(HISTORY.c.job_id == job_id, HISTORY.c.rev > since)
-                        .order_by(HISTORY.c.rev)
-                    )
-                )
-                if since
-                else []
-            )
+            missed = await store.states_since(conn, tenant=tenant, job_id=job_id, rev=since)
         yield _Followed(since, job, missed, sub)
 
 
@@ -206,24 +194,9 @@ async def all_events(
         # One snapshot: what is sent first, and the revision after which the subscription
         # takes over (it may also hold changes made before it opened; they are skipped).
         async with services.db.read() as conn:
-            now = int(await conn.scalar(select(func.max(JOB.c.rev))) or 0)
-            query = select(JOB).where(JOB.c.tenant == tenant)
-            if since:
-                query = query.where(JOB.c.rev > since)
-            else:
-                query = query.where(JOB.c.state.not_in(list(TERMINAL)))
-            jobs = [store.job_of(r) for r in await conn.execute(query)]
-            missed = (
-                (
-                    await conn.execute(
-                        select(HISTORY.c.rev, HISTORY.c.snapshot)
-                        .join(JOB, JOB.c.id == HISTORY.c.job_id)
-                        .where(JOB.c.tenant == tenant, HISTORY.c.rev > since)
-                    )
-                ).all()
-                if since
-                else []
-            )
+            now = await store.last_rev(conn)
+            jobs = await store.jobs_to_show(conn, tenant=tenant, changed_after=since)
+            missed = await store.states_since(conn, tenant=tenant, rev=since)
         replayed = {row.rev for row in missed}
         first = [_event("state", row.rev, row.snapshot) for row in missed] + [
             _event("snapshot", job.rev, store.job_document(job))

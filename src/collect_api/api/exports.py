@@ -21,8 +21,9 @@ from collect_api.api.docs import (
 from collect_api.api.kinds import KindModule, runner_of
 from collect_api.api.schemas import JobPublic
 from collect_api.errors import CollectError, Conflict, Gone, NotFound
+from collect_api.ids import new_job_id
 from collect_api.jobs import store
-from collect_api.jobs.models import JobState, new_job_id
+from collect_api.jobs.models import JobState
 from collect_api.kinds.exports import ExportKind, ExportRequest, download_name
 from collect_api.storage.filters import OPERATORS, Filter
 

@@ -21,8 +21,8 @@ from collect_api.api.kinds import KindModule, runner_of
 from collect_api.api.schemas import JobPublic
 from collect_api.api.uploads import EarlyStart, accept_csv_job, csv_form
 from collect_api.jobs.models import Job
+from collect_api.kinds.csvsource import Upload
 from collect_api.kinds.imports import EarlyImport, ImportKind
-from collect_api.storage.uploads import Upload
 
 router = APIRouter(tags=["imports"])
 

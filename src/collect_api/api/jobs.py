@@ -29,6 +29,7 @@ from collect_api.api.schemas import (
 )
 from collect_api.jobs import control, store
 from collect_api.jobs.models import TERMINAL, Job
+from collect_api.storage import rejections
 
 router = APIRouter(tags=["jobs"])
 
@@ -174,7 +175,7 @@ restart of the service. Pausing a paused job answers it as it is.
 )
 async def pause_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     with services.metrics.control_seconds.labels("pause").time():
-        job = await control.pause_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
+        job = await control.pause_job(runner=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
 
@@ -198,7 +199,7 @@ answers it as it is; resuming a `pausing` job cancels the pause.
 )
 async def resume_job(job_id: JobIdPath, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     with services.metrics.control_seconds.labels("resume").time():
-        job = await control.resume_job(supervisor=services.supervisor, tenant=tenant, job_id=job_id)
+        job = await control.resume_job(runner=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
 
@@ -226,9 +227,7 @@ async def terminate_job(
     job_id: JobIdPath, services: ServicesDep, tenant: TenantDep
 ) -> dict[str, Any]:
     with services.metrics.control_seconds.labels("terminate").time():
-        job = await control.terminate_job(
-            supervisor=services.supervisor, tenant=tenant, job_id=job_id
-        )
+        job = await control.terminate_job(runner=services.supervisor, tenant=tenant, job_id=job_id)
     return store.job_document(job)
 
 
@@ -294,7 +293,7 @@ async def job_errors(
         after = 0
         while True:
             async with services.db.read() as conn:
-                page = await store.rejections(conn, job_id=job_id, after=after, limit=1000)
+                page = await rejections.page(conn, job_id=job_id, after=after, limit=1000)
             for rejection in page:
                 writer.writerow(
                     [

@@ -30,9 +30,9 @@ from collect_api.api.schemas import JobPublic
 from collect_api.api.uploads import EarlyStart, accept_csv_job, csv_form
 from collect_api.errors import NotFound, Unprocessable
 from collect_api.jobs.models import Job
+from collect_api.kinds.csvsource import Upload
 from collect_api.kinds.teams import TeamsKind
 from collect_api.storage import teams
-from collect_api.storage.uploads import Upload
 
 router = APIRouter(tags=["teams"])
 

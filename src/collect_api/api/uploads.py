@@ -7,18 +7,18 @@ from typing import Any, Protocol
 from fastapi import Request, Response
 
 from collect_api.api.deps import Services
-from collect_api.db import is_disk_full, room_on_disk, shielded
-from collect_api.errors import InsufficientStorage, PayloadTooLarge, Unprocessable
-from collect_api.jobs import store
-from collect_api.jobs.models import Job, new_job_id
-from collect_api.kinds.csvsource import upload_path
-from collect_api.storage.uploads import (
-    Upload,
+from collect_api.api.multipart import (
     UploadProblem,
     UploadTooLarge,
     discard_file,
     receive_upload,
 )
+from collect_api.db import is_disk_full, room_on_disk, shielded
+from collect_api.errors import InsufficientStorage, PayloadTooLarge, Unprocessable
+from collect_api.ids import new_job_id
+from collect_api.jobs import store
+from collect_api.jobs.models import Job
+from collect_api.kinds.csvsource import Upload, upload_path
 
 
 class EarlyStart(Protocol):

@@ -6,14 +6,49 @@ job's runner applies it at its next safe point, and the request waits for that t
 (bounded by ``control_wait_s``).
 """
 
+from collections.abc import Mapping
+from typing import Protocol
+
 from collect_api.db import Database
 from collect_api.errors import InvalidTransition
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.models import SYSTEM, Control, Job, JobState
-from collect_api.jobs.supervisor import Supervisor
+from collect_api.jobs.registry import JobKind
 
 S = JobState
+
+
+class Runner(Protocol):
+    """What a control request needs of the jobs' runner in this process (the
+    ``Supervisor``): its database, broker and kinds, how long a request waits, and the
+    hooks by which a job running or parked here is stopped, resumed or woken at once."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def broker(self) -> Broker: ...
+
+    @property
+    def kinds(self) -> Mapping[str, JobKind]: ...
+
+    @property
+    def control_wait_s(self) -> float: ...
+
+    def wake(self) -> None: ...
+
+    def request_pause(self, job_id: str, *, actor: str) -> bool: ...
+
+    def withdraw_pause(self, job_id: str) -> bool: ...
+
+    async def resume_parked(self, job_id: str, *, actor: str) -> Job | None: ...
+
+    def release_parked(self, job_id: str) -> None: ...
+
+    def cancel_for_terminate(self, job_id: str, *, actor: str) -> None: ...
+
+
 # How long a resume waits to see the job claim a run slot before answering `queued`.
 RESUME_WAIT_S = 2.0
 
@@ -36,19 +71,19 @@ async def _wait(
         return await store.get_job(conn, job_id=job_id, tenant=tenant)
 
 
-async def pause_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
-    db = supervisor.db
+async def pause_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
+    db = runner.db
     async with db.read() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
-    if job.state == S.RUNNING and supervisor.request_pause(job_id, actor=tenant):
+    if job.state == S.RUNNING and runner.request_pause(job_id, actor=tenant):
         # It runs here: it stops at its next safe point and records the pause itself.
         job = await _wait(
             db=db,
-            broker=supervisor.broker,
+            broker=runner.broker,
             tenant=tenant,
             job_id=job_id,
             away_from={S.PAUSING, S.RUNNING},
-            wait_s=supervisor.settings.control_wait_s,
+            wait_s=runner.control_wait_s,
         )
         if job.state in (S.COMPLETED, S.FAILED):  # it ended before its safe point
             raise InvalidTransition(job.id, job.state, S.PAUSED)
@@ -67,30 +102,30 @@ async def pause_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
         return job
     return await _wait(
         db=db,
-        broker=supervisor.broker,
+        broker=runner.broker,
         tenant=tenant,
         job_id=job_id,
         away_from={S.PAUSING, S.RUNNING},
-        wait_s=supervisor.settings.control_wait_s,
+        wait_s=runner.control_wait_s,
     )
 
 
-async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
-    db = supervisor.db
+async def resume_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
+    db = runner.db
     async with db.read() as conn:
         await store.get_job(conn, job_id=job_id, tenant=tenant)  # 404 for someone else's
-    if not supervisor.withdraw_pause(job_id):
+    if not runner.withdraw_pause(job_id):
         # A pause asked here is being carried out: let it finish, then resume.
         await _wait(
             db=db,
-            broker=supervisor.broker,
+            broker=runner.broker,
             tenant=tenant,
             job_id=job_id,
             away_from={S.PAUSING, S.RUNNING},
-            wait_s=supervisor.settings.control_wait_s,
+            wait_s=runner.control_wait_s,
         )
     # Parked here on its gate, with a run slot free: it goes on in its own task.
-    resumed = await supervisor.resume_parked(job_id, actor=tenant)
+    resumed = await runner.resume_parked(job_id, actor=tenant)
     if resumed is not None:
         return resumed
     async with db.write() as conn:
@@ -106,10 +141,10 @@ async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job
             return job
         else:
             raise InvalidTransition(job.id, job.state, S.RUNNING)
-    supervisor.wake()
+    runner.wake()
     return await _wait(
         db=db,
-        broker=supervisor.broker,
+        broker=runner.broker,
         tenant=tenant,
         job_id=job_id,
         away_from={S.QUEUED},
@@ -117,19 +152,19 @@ async def resume_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job
     )
 
 
-async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> Job:
-    db = supervisor.db
+async def terminate_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
+    db = runner.db
     async with db.read() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
     if job.state in (S.RUNNING, S.PAUSING):
         # Running here: cancel it first. Its chunk in flight rolls back and gives the write
         # lock back, rather than this request waiting behind the job's chunks for the lock.
-        supervisor.cancel_for_terminate(job_id, actor=tenant)
+        runner.cancel_for_terminate(job_id, actor=tenant)
     async with db.write() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
         if job.state in (S.QUEUED, S.PAUSED):
             # Nothing runs it: undo its writes and end it here, in this one transaction.
-            kind = supervisor.kinds[job.kind]
+            kind = runner.kinds[job.kind]
             await kind.undo_writes(conn, job)
             job = await store.transition(conn, job, S.TERMINATING, actor=tenant, reason="terminate")
             job = await store.transition(
@@ -147,17 +182,17 @@ async def terminate_job(*, supervisor: Supervisor, tenant: str, job_id: str) -> 
         elif job.state == S.COMPLETED or job.state == S.FAILED:
             raise InvalidTransition(job.id, job.state, S.TERMINATED)
     if job.state == S.TERMINATED:
-        supervisor.release_parked(job.id)
-        supervisor.kinds[job.kind].delete_files(job)
+        runner.release_parked(job.id)
+        runner.kinds[job.kind].delete_files(job)
         return job
     # In another process it stops at its next chunk.
     return await _wait(
         db=db,
-        broker=supervisor.broker,
+        broker=runner.broker,
         tenant=tenant,
         job_id=job_id,
         away_from={S.RUNNING, S.PAUSING, S.TERMINATING},
-        wait_s=supervisor.settings.control_wait_s,
+        wait_s=runner.control_wait_s,
     )
 
 

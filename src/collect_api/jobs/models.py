@@ -5,13 +5,10 @@ A job moves ``queued → running → completed`` when nothing interrupts it. ``p
 boundary between two committed chunks). Terminal states are final, forever.
 """
 
-import secrets
-import time
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -56,24 +53,6 @@ class Control(StrEnum):
 
     PAUSE = "pause"
     TERMINATE = "terminate"
-
-
-def utcnow() -> str:
-    """RFC 3339 UTC with microseconds, so that strings sort like times."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def new_job_id() -> str:
-    """A 26-character, URL-safe id that sorts by creation time (a lower-case ULID)."""
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_CROCKFORD[digit])
-    return "".join(reversed(chars))
 
 
 class Job(SQLModel, table=True):
@@ -125,37 +104,3 @@ class JobHistory(SQLModel, table=True):
     reason: str | None = None
     at: str
     snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-
-
-class Dataset(SQLModel, table=True):
-    """A published dataset; its rows live in ``table_name``, one column per CSV column."""
-
-    __tablename__ = "dataset"
-    __table_args__ = (UniqueConstraint("tenant", "name"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    tenant: str
-    name: str
-    table_name: str
-    # The header as written; column i is stored in SQL column c{i}.
-    columns: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    row_count: int = 0
-    version: int = 1
-    created_at: str
-    updated_at: str
-    last_job_id: str | None = None
-
-
-class JobRejection(SQLModel, table=True):
-    """A source record a job rejected (``on_error=skip``), for ``GET /jobs/{id}/errors``."""
-
-    __tablename__ = "job_rejection"
-    __table_args__ = (Index("ix_job_rejection_job", "job_id", "record"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(foreign_key="job.id", ondelete="CASCADE")
-    line: int | None
-    record: int | None
-    column: str | None
-    reason: str
-    raw: str

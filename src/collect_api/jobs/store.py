@@ -9,28 +9,26 @@ cannot be interleaved with another writer.
 import functools
 import json
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.db import announce, on_commit
 from collect_api.errors import InvalidTransition, JobNotFound
+from collect_api.ids import utcnow
 from collect_api.jobs.models import (
     TERMINAL,
     Job,
     JobHistory,
-    JobRejection,
     JobState,
     can_move,
-    utcnow,
 )
 
 log = logging.getLogger("collect.jobs")
 
 JOB = Job.__table__  # type: ignore[attr-defined]
 HISTORY = JobHistory.__table__  # type: ignore[attr-defined]
-REJECTION = JobRejection.__table__  # type: ignore[attr-defined]
 
 # Parameters a kind keeps for itself (file paths and the like), never shown to users.
 PRIVATE_PARAM_PREFIX = "_"
@@ -124,6 +122,48 @@ async def get_job(conn: AsyncConnection, *, job_id: str, tenant: str | None = No
     if row is None:
         raise JobNotFound(job_id)
     return job_of(row)
+
+
+class StateChange(NamedTuple):
+    """A state change of the audit trail: its revision, and the job as it then was."""
+
+    rev: int
+    snapshot: dict[str, Any]
+
+
+async def states_since(
+    conn: AsyncConnection, *, tenant: str, rev: int, job_id: str | None = None
+) -> list[StateChange]:
+    """The state changes after revision ``rev`` (none for 0) of the tenant's jobs, or of
+    one of them, in order: what an event stream that reconnects has missed."""
+    if not rev:
+        return []
+    query = (
+        select(HISTORY.c.rev, HISTORY.c.snapshot)
+        .join(JOB, JOB.c.id == HISTORY.c.job_id)
+        .where(JOB.c.tenant == tenant, HISTORY.c.rev > rev)
+    )
+    if job_id is not None:
+        query = query.where(HISTORY.c.job_id == job_id)
+    return [
+        StateChange(r.rev, r.snapshot) for r in await conn.execute(query.order_by(HISTORY.c.rev))
+    ]
+
+
+async def last_rev(conn: AsyncConnection) -> int:
+    """The revision of the latest change of any job."""
+    return int(await conn.scalar(select(func.max(JOB.c.rev))) or 0)
+
+
+async def jobs_to_show(conn: AsyncConnection, *, tenant: str, changed_after: int) -> list[Job]:
+    """The tenant's jobs changed after revision ``changed_after``; with 0, those not yet
+    final."""
+    query = select(JOB).where(JOB.c.tenant == tenant)
+    if changed_after:
+        query = query.where(JOB.c.rev > changed_after)
+    else:
+        query = query.where(JOB.c.state.not_in(list(TERMINAL)))
+    return [job_of(r) for r in await conn.execute(query)]
 
 
 async def jobs_by_id(conn: AsyncConnection, *, ids: list[str]) -> dict[str, Job]:
@@ -275,19 +315,6 @@ async def history(conn: AsyncConnection, *, job_id: str) -> list[dict[str, Any]]
         }
         for r in rows
     ]
-
-
-async def rejections(
-    conn: AsyncConnection, *, job_id: str, after: int, limit: int
-) -> list[JobRejection]:
-    """A page of the records a job rejected, in source order."""
-    rows = await conn.execute(
-        select(REJECTION)
-        .where(REJECTION.c.job_id == job_id, REJECTION.c.id > after)
-        .order_by(REJECTION.c.id)
-        .limit(limit)
-    )
-    return [JobRejection.model_validate(dict(r._mapping)) for r in rows]
 
 
 async def _record(

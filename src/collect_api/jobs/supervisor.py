@@ -197,6 +197,11 @@ class Supervisor:
             )
         return found is not None
 
+    @property
+    def control_wait_s(self) -> float:
+        """How long a control request waits for its effect before it answers."""
+        return self.settings.control_wait_s
+
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""
         self._wake.set()

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,26 @@ from collect_api.errors import BadCsv, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
-from collect_api.jobs.store import REJECTION
 from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import RemoteError
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
-from collect_api.storage.uploads import Upload
+from collect_api.storage.rejections import REJECTION
 
 ON_ERROR = ("abort", "skip")
 # The most records in a chunk read here, in the server's process, where every record is
 # checked in Python (teams); the data plane sizes its own chunks by time.
 IN_PROCESS_CHUNK_ROWS = 5_000
+
+
+@dataclass
+class Upload:
+    """A CSV upload received for a job: its form fields, and its file's name and size (the
+    file itself is at ``upload_path``)."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    filename: str | None = None
+    size: int = 0
+    received_file: bool = False
 
 
 def upload_path(settings: Settings, job_id: str) -> Path:

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.db import Database
 from collect_api.errors import DatasetNotFound, Unprocessable
+from collect_api.ids import utcnow
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext, RunLost
 from collect_api.jobs.failure import JobFailure
-from collect_api.jobs.models import TERMINAL, Job, JobState, utcnow
+from collect_api.jobs.models import TERMINAL, Job, JobState
 from collect_api.settings import Settings
 from collect_api.storage import datasets
 from collect_api.storage.dataplane.client import DataPlane, RemoteError, WorkerDied

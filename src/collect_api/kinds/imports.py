@@ -24,8 +24,8 @@ from collect_api.jobs import store
 from collect_api.jobs.context import JobContext, RunLost
 from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
-from collect_api.jobs.store import REJECTION
 from collect_api.kinds.csvsource import (
+    Upload,
     checkpoint_progress,
     csv_failures,
     first_checkpoint,
@@ -41,7 +41,7 @@ from collect_api.settings import Settings
 from collect_api.storage import datasets
 from collect_api.storage.dataplane.client import DataPlane, ImportFeed, RemoteError, WorkerDied
 from collect_api.storage.files import ORPHAN_GRACE_S, working_files
-from collect_api.storage.uploads import Upload
+from collect_api.storage.rejections import REJECTION
 
 log = logging.getLogger("collect.imports")
 Checkpoint = dict[str, Any]

@@ -22,6 +22,7 @@ from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.kinds.csvsource import (
+    Upload,
     apply_policy,
     checkpoint_progress,
     csv_failures,
@@ -37,7 +38,6 @@ from collect_api.kinds.csvsource import (
 from collect_api.settings import Settings
 from collect_api.storage import teams
 from collect_api.storage.dataplane.client import DataPlane
-from collect_api.storage.uploads import Upload
 
 REQUIRED = ("team", "member_email", "role")
 OPTIONAL = ("member_name",)
@@ -168,12 +168,17 @@ class TeamsKind:
         await ctx.chunk(publish)
 
     async def undo_writes(self, conn: AsyncConnection, job: Job) -> None:
-        await teams.discard_teams(conn, job_id=job.id)
+        await teams.discard_teams(conn, job_ids=[job.id])
 
     def delete_files(self, job: Job) -> None:
         release_upload(self.settings, job)
 
     async def housekeep(self, db: Database) -> None:
         await sweep_uploads(settings=self.settings, db=db, kind=self.name)
+        # Memberships staged by jobs that are final: left when their end had no room to
+        # undo them.
         async with db.write() as conn:
-            await teams.discard_finished(conn, final_states=sorted(TERMINAL))
+            staged = await teams.staging_jobs(conn)
+            jobs = await store.jobs_by_id(conn, ids=staged)
+            ended = [job_id for job_id, job in jobs.items() if job.state in TERMINAL]
+            await teams.discard_teams(conn, job_ids=ended)

@@ -10,11 +10,32 @@ job ids, which Collect generates.
 import re
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import JSON, Column, UniqueConstraint, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
 
 from collect_api.errors import DatasetNotFound
-from collect_api.jobs.models import Dataset, utcnow
+from collect_api.ids import utcnow
+
+
+class Dataset(SQLModel, table=True):
+    """A published dataset; its rows live in ``table_name``, one column per CSV column."""
+
+    __tablename__ = "dataset"
+    __table_args__ = (UniqueConstraint("tenant", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str
+    name: str
+    table_name: str
+    # The header as written; column i is stored in SQL column c{i}.
+    columns: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    row_count: int = 0
+    version: int = 1
+    created_at: str
+    updated_at: str
+    last_job_id: str | None = None
+
 
 DATASET = Dataset.__table__  # type: ignore[attr-defined]
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from collect_api.errors import NotFound
-from collect_api.jobs.models import utcnow
-from collect_api.jobs.store import JOB
+from collect_api.ids import utcnow
 
 
 class Team(SQLModel, table=True):
@@ -130,19 +129,18 @@ async def publish_teams(conn: AsyncConnection, *, job_id: str) -> tuple[int, int
     staged = await conn.scalar(
         select(func.count()).select_from(STAGE).where(STAGE.c.job_id == job_id)
     )
-    await discard_teams(conn, job_id=job_id)
+    await discard_teams(conn, job_ids=[job_id])
     return int(created.rowcount), int(added.rowcount), int(staged or 0)
 
 
-async def discard_teams(conn: AsyncConnection, *, job_id: str) -> None:
-    """Forget what a job staged; nothing visible changes."""
-    await conn.execute(delete(STAGE).where(STAGE.c.job_id == job_id))
+async def discard_teams(conn: AsyncConnection, *, job_ids: list[str]) -> None:
+    """Forget what these jobs staged; nothing visible changes."""
+    await conn.execute(delete(STAGE).where(STAGE.c.job_id.in_(job_ids)))
 
 
-async def discard_finished(conn: AsyncConnection, *, final_states: list[str]) -> None:
-    """Staged rows of jobs that are final: left when their end had no room to undo them."""
-    finished = select(JOB.c.id).where(JOB.c.state.in_(final_states))
-    await conn.execute(delete(STAGE).where(STAGE.c.job_id.in_(finished)))
+async def staging_jobs(conn: AsyncConnection) -> list[str]:
+    """The jobs that have memberships staged."""
+    return [job_id for (job_id,) in await conn.execute(select(STAGE.c.job_id).distinct())]
 
 
 def _member_count() -> Any:

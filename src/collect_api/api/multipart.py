@@ -5,16 +5,18 @@ part is written under the data dir as it comes, and the upload stops with ``Uplo
 the moment it passes the limit, removing the partial file.
 """
 
-import contextlib
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiofiles
-import aiofiles.os
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
+
+from collect_api.kinds.csvsource import Upload
+from collect_api.storage.files import remove
 
 MAX_FIELD_BYTES = 64 * 1024
 WRITE_BYTES = 1 << 20
@@ -28,14 +30,6 @@ class UploadTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the upload is larger than the {limit}-byte limit")
         self.limit = limit
-
-
-@dataclass
-class Upload:
-    fields: dict[str, str] = field(default_factory=dict)
-    filename: str | None = None
-    size: int = 0
-    received_file: bool = False
 
 
 @dataclass
@@ -164,5 +158,5 @@ async def receive_upload(
 
 
 async def discard_file(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        await aiofiles.os.remove(path)
+    """Delete a file received, or partly received, if it is there."""
+    await asyncio.to_thread(remove, path)
