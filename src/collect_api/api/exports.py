@@ -10,6 +10,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 from collect_api.api.deps import JobIdPath, ServicesDep, TenantDep
 from collect_api.api.docs import (
     DATABASE_BUSY,
+    DISK_FULL,
     EXAMPLE_JOB_ID,
     JOB_NOT_FOUND,
     JSON_TOO_LARGE,
@@ -126,11 +127,7 @@ export is byte-identical to an uninterrupted one. A terminated export leaves no 
         field="filters[0].column",
     ),
     DATABASE_BUSY,
-    refusal(
-        507,
-        "the server's disk is full (nothing was changed)",
-        "The server's disk is full, so nothing was changed; try again once space is freed.",
-    ),
+    DISK_FULL,
     ok=accepted("The export"),
 )
 

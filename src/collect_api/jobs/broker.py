@@ -188,8 +188,11 @@ class Broker:
             if row.rev not in state_revs:
                 job = job_of(row)
                 events.append(JobEvent("progress", job.rev, job.id, job.tenant, job_document(job)))
-        events.sort(key=lambda e: e.rev)
-        for event in events:
+        self.deliver(events)
+
+    def deliver(self, events: list[JobEvent]) -> None:
+        """Offer polled changes to the subscriptions, paced (see the module's invariants)."""
+        for event in sorted(events, key=lambda e: e.rev):
             if event.kind == "state":
                 # At once, with the progress held before it (its own job's is superseded).
                 held = self._held

@@ -40,7 +40,7 @@ def arrow_mask(table: pa.Table, filters: list[Filter], columns: list[str]) -> pa
             this = _compare(f.op, cells, pa.scalar(f.value, pa.string()))
         keep = this if keep is None else pc.and_(keep, this)
     if keep is None:
-        return pc.is_valid(table.column(0))
+        return pc.fill_null(pa.nulls(table.num_rows, pa.bool_()), True)
     return keep
 
 
