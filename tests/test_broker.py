@@ -10,7 +10,10 @@ from collect_api.ids import new_job_id
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
 from collect_api.jobs.models import Job, JobState
+from collect_api.jobs.progress import Progress
 from tests.conftest import make_settings
+
+NO_PROGRESS = Progress(done=0, total=None, percent=0, unit="records")
 
 
 async def _database(tmp_path: Path) -> Database:
@@ -34,7 +37,13 @@ async def test_a_waiter_ignores_changes_older_than_what_it_read(tmp_path: Path) 
     job_id = new_job_id()
     async with db.write() as conn:
         await store.insert_job(
-            conn, job_id=job_id, tenant="t", kind="import", params={}, progress={}, actor="t"
+            conn,
+            job_id=job_id,
+            tenant="t",
+            kind="import",
+            params={},
+            progress=NO_PROGRESS,
+            actor="t",
         )
     # queued → running → pausing, none of it polled yet: the broker is behind, as it is
     # between two polls.
@@ -84,7 +93,13 @@ async def test_a_subscription_gets_every_state_change_in_order_and_only_its_tena
     async with db.write() as conn:
         for job_id, tenant in zip(ids, ("t", "other"), strict=True):
             await store.insert_job(
-                conn, job_id=job_id, tenant=tenant, kind="k", params={}, progress={}, actor="t"
+                conn,
+                job_id=job_id,
+                tenant=tenant,
+                kind="k",
+                params={},
+                progress=NO_PROGRESS,
+                actor="t",
             )
     with broker.subscribe(tenant="t") as sub:
         await _move(db, ids[0], JobState.RUNNING, JobState.PAUSED)

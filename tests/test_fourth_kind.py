@@ -26,14 +26,15 @@ from collect_api.ids import new_job_id
 from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
 from collect_api.jobs.models import Job
+from collect_api.jobs.progress import Progress
 from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import DataPlane
 from tests.conftest import make_settings
 from tests.helpers import wait_for, wait_progress
 
 
-def _progress(done: int, upto: int) -> dict[str, Any]:
-    return {"done": done, "total": upto, "percent": round(done * 100 / upto, 2), "unit": "steps"}
+def _progress(done: int, upto: int) -> Progress:
+    return Progress(done=done, total=upto, percent=round(done * 100 / upto, 2), unit="steps")
 
 
 class CountKind:

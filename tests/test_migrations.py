@@ -32,6 +32,7 @@ from sqlmodel import SQLModel
 from collect_api import migrations
 from collect_api.db import Database
 from collect_api.ids import new_job_id
+from collect_api.jobs.progress import Progress
 from collect_api.jobs.store import insert_job
 from tests.conftest import ROOT, ServerProcess, app_client, make_settings
 from tests.helpers import dataset_rows, start_import, wait_for
@@ -328,7 +329,7 @@ async def test_postgresql_a_database_made_before_migrations_is_stamped(postgres_
                 tenant="default",
                 kind="export",
                 params={"dataset": "responses"},
-                progress={"done": 0},
+                progress=Progress(done=0, total=None, percent=0, unit="rows"),
                 actor="default",
             )
         migration = await migrations.upgrade(postgres_url)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from collect_api.db import Database, Interrupt, Interrupted, shielded
 from collect_api.jobs import store
 from collect_api.jobs.models import SYSTEM, Control, Job, JobState
+from collect_api.jobs.progress import Progress
 from collect_api.metrics import Metrics
 from collect_api.settings import Settings
 
@@ -117,7 +118,7 @@ class JobContext:
             self._stop_elsewhere = None
 
     def checkpoint_statement(
-        self, *, checkpoint: dict[str, Any], progress: dict[str, Any]
+        self, *, checkpoint: dict[str, Any], progress: Progress
     ) -> tuple[str, list[Any]]:
         """The statement that commits a checkpoint with the chunk it covers, if the job is
         still this run's and no control request waits; it returns a row when it applied."""
@@ -129,7 +130,7 @@ class JobContext:
             lease_expires_at=time.time() + self.settings.lease_s,
         )
 
-    def saved(self, *, checkpoint: dict[str, Any], progress: dict[str, Any]) -> None:
+    def saved(self, *, checkpoint: dict[str, Any], progress: Progress) -> None:
         """Note a checkpoint that a ``step`` committed; count what it covers, and time the
         chunk from the previous commit (or the run's start) to this one."""
         now = time.monotonic()
@@ -138,11 +139,13 @@ class JobContext:
             before = self.job.progress or {}
             self.metrics.count(
                 self.job.kind,
-                records=int(progress.get("done") or 0) - int(before.get("done") or 0),
-                bytes_=int(progress.get("bytes_done") or 0) - int(before.get("bytes_done") or 0),
+                records=progress.done - int(before.get("done") or 0),
+                bytes_=(progress.bytes_done or 0) - int(before.get("bytes_done") or 0),
             )
         self._last_commit = now
-        self.job = self.job.model_copy(update={"checkpoint": checkpoint, "progress": progress})
+        self.job = self.job.model_copy(
+            update={"checkpoint": checkpoint, "progress": progress.document()}
+        )
 
     async def refused(self) -> None:
         """Raise what made a chunk's checkpoint statement apply to no row: a control request
@@ -162,7 +165,7 @@ class JobContext:
         write: Callable[[AsyncConnection], Awaitable[T]] | None = None,
         *,
         checkpoint: dict[str, Any] | None = None,
-        progress: dict[str, Any] | None = None,
+        progress: Progress | None = None,
     ) -> T | None:
         """One chunk: a transaction opened at a safe point, ``write(conn)`` in a savepoint.
 
@@ -225,7 +228,7 @@ class JobContext:
         return await shielded(unit)
 
     async def finish(
-        self, conn: AsyncConnection, *, result: dict[str, Any], progress: dict[str, Any]
+        self, conn: AsyncConnection, *, result: dict[str, Any], progress: Progress
     ) -> None:
         """Record completion in the transaction that published the job's writes."""
         self.job = await store.transition(
@@ -235,7 +238,7 @@ class JobContext:
             actor=SYSTEM,
             reason="finished",
             result=result,
-            progress=progress,
+            progress=progress.document(),
         )
 
     def rate(self, done: int) -> float | None:

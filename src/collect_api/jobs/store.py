@@ -24,6 +24,7 @@ from collect_api.jobs.models import (
     JobState,
     can_move,
 )
+from collect_api.jobs.progress import Progress
 
 log = logging.getLogger("collect.jobs")
 
@@ -210,7 +211,7 @@ async def insert_job(
     tenant: str,
     kind: str,
     params: dict[str, Any],
-    progress: dict[str, Any],
+    progress: Progress,
     actor: str,
     checkpoint: dict[str, Any] | None = None,
 ) -> Job:
@@ -222,7 +223,7 @@ async def insert_job(
         kind=kind,
         state=JobState.QUEUED,
         params=params,
-        progress=progress,
+        progress=progress.document(),
         checkpoint=checkpoint,
         queue_seq=rev,
         rev=rev,
@@ -247,7 +248,7 @@ def checkpoint_statement(
     job_id: str,
     owner: str,
     checkpoint: dict[str, Any],
-    progress: dict[str, Any],
+    progress: Progress,
     lease_expires_at: float,
 ) -> tuple[str, list[Any]]:
     """``update_job`` of a checkpoint, as SQL text for the data plane to run in the
@@ -260,7 +261,7 @@ def checkpoint_statement(
         "RETURNING rev",
         [
             json.dumps(checkpoint),
-            json.dumps(progress),
+            json.dumps(progress.document()),
             lease_expires_at,
             utcnow(),
             job_id,

@@ -38,6 +38,7 @@ from collect_api.errors import BadCsv, Unprocessable
 from collect_api.jobs import store
 from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
+from collect_api.jobs.progress import Progress
 from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import RemoteError
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
@@ -66,27 +67,27 @@ def upload_path(settings: Settings, job_id: str) -> Path:
 
 def progress(
     *, records: int, offset: int, size: int, rate: float | None, done: bool = False
-) -> dict[str, Any]:
+) -> Progress:
     """Progress by records; percent and ETA from bytes, the one total known up front."""
     percent = 100.0 if done or size == 0 else min(99.99, math.floor(offset * 10000 / size) / 100)
     eta = None
     if rate and not done and records and offset:
         eta = round((size - offset) / (rate * offset / records), 1)
-    return {
-        "done": records,
-        "total": records if done else None,
-        "percent": percent,
-        "unit": "records",
-        "bytes_done": size if done else offset,
-        "bytes_total": size,
-        "rate_per_s": round(rate, 1) if rate else None,
-        "eta_s": 0.0 if done else eta,
-    }
+    return Progress(
+        done=records,
+        total=records if done else None,
+        percent=percent,
+        unit="records",
+        bytes_done=size if done else offset,
+        bytes_total=size,
+        rate_per_s=round(rate, 1) if rate else None,
+        eta_s=0.0 if done else eta,
+    )
 
 
 def checkpoint_progress(
     checkpoint: dict[str, Any], *, size: int, rate: float | None, done: bool = False
-) -> dict[str, Any]:
+) -> Progress:
     """Progress as of a checkpoint; ``done`` once the job has finished."""
     offset = checkpoint["offset"]
     return progress(records=checkpoint["records"], offset=offset, size=size, rate=rate, done=done)

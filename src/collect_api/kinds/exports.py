@@ -26,6 +26,7 @@ from collect_api.jobs import store
 from collect_api.jobs.context import JobContext, RunLost
 from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job, JobState
+from collect_api.jobs.progress import Progress
 from collect_api.settings import Settings
 from collect_api.storage import datasets
 from collect_api.storage.dataplane.client import DataPlane, RemoteError, WorkerDied
@@ -46,7 +47,7 @@ def _progress(
     rate: float | None,
     done: bool = False,
     position: float = 0.0,
-) -> dict[str, Any]:
+) -> Progress:
     """Progress by rows written. With filters the total is not counted up front: percent
     and ETA then go by ``position``, the fraction of the snapshot's row keys read."""
     if done:
@@ -60,16 +61,16 @@ def _progress(
         eta = round((total - rows) / rate, 1)
     elif rate and not done and 0 < position < 1 and rows:
         eta = round(rows / position * (1 - position) / rate, 1)
-    return {
-        "done": rows,
-        "total": total,
-        "percent": percent,
-        "unit": "rows",
-        "bytes_done": size,
-        "bytes_total": size if done else None,
-        "rate_per_s": round(rate, 1) if rate else None,
-        "eta_s": 0.0 if done else eta,
-    }
+    return Progress(
+        done=rows,
+        total=total,
+        percent=percent,
+        unit="rows",
+        bytes_done=size,
+        bytes_total=size if done else None,
+        rate_per_s=round(rate, 1) if rate else None,
+        eta_s=0.0 if done else eta,
+    )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from collect_api.jobs import store
 from collect_api.jobs.context import JobContext, RunLost
 from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
+from collect_api.jobs.progress import Progress
 from collect_api.kinds.csvsource import (
     Upload,
     checkpoint_progress,
@@ -364,7 +365,7 @@ class ImportKind:
 
                     async def chunk(
                         before: Checkpoint = before,
-                    ) -> tuple[Checkpoint, dict[str, Any], bool, bool]:
+                    ) -> tuple[Checkpoint, Progress, bool, bool]:
                         staged = await feed.stage(**stage_options(self.settings, p, before))
                         after = advanced(before, staged)
                         shown = checkpoint_progress(
