@@ -17,6 +17,15 @@ from asgi_lifespan import LifespanManager
 from collect_api.api.deps import Services
 from collect_api.app import create_app
 from collect_api.settings import Settings
+from tests.helpers import (
+    KEEP_HEADER,
+    KEEP_ROWS,
+    Keep,
+    csv_bytes,
+    dataset_rows,
+    start_import,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +77,28 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with app_client(settings) as http:
         yield http
+
+
+@pytest.fixture
+async def keep(client: httpx.AsyncClient) -> Keep:
+    """The dataset ``keep``, imported before a test's bad request or file, to compare with
+    ``assert_unharmed`` afterwards; from here on every 5xx answer of ``client`` is noted."""
+    server_errors: list[str] = []
+
+    async def no_5xx(response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            await response.aread()
+            server_errors.append(
+                f"{response.request.method} {response.request.url}: {response.text}"
+            )
+
+    client.event_hooks["response"].append(no_5xx)
+    job = await start_import(client, csv_bytes(KEEP_HEADER, KEEP_ROWS), "keep")
+    done = await wait_for(client, job["id"], {"completed"})
+    columns, rows = await dataset_rows(client, "keep")
+    assert (columns, rows) == (KEEP_HEADER, KEEP_ROWS)
+    dataset = (await client.get("/datasets/keep")).json()
+    return Keep(done, dataset, columns, rows, server_errors)
 
 
 def free_port() -> int:

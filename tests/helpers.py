@@ -1,15 +1,20 @@
-"""What the tests do again and again: upload, wait on a state with a deadline, read rows."""
+"""What the tests do again and again: upload, wait on a state with a deadline, read rows,
+and check that a bad request or file harmed nothing."""
 
 import asyncio
 import csv
 import io
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from collect_api.settings import Settings
+
 TERMINAL = {"completed", "failed", "terminated"}
+PROBLEM = "application/problem+json"
 
 
 async def upload(
@@ -91,3 +96,49 @@ def csv_bytes(header: list[str], rows: list[list[str]], *, lineterminator: str =
 def read_csv(data: bytes) -> list[list[str]]:
     text = data.decode("utf-8-sig")
     return [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+
+
+# --- Bad input harms nothing ---------------------------------------------------------------
+
+KEEP_HEADER = ["id", "text"]
+KEEP_ROWS = [["1", 'kept, "quoted"'], ["2", "ça\r\nva"], ["3", ""]]
+
+
+@dataclass
+class Keep:
+    """The dataset every test must leave alone, as it was before the bad request."""
+
+    job: dict[str, Any]
+    dataset: dict[str, Any]
+    columns: list[str]
+    rows: list[list[str]]
+    server_errors: list[str] = field(default_factory=list)
+
+
+async def assert_unharmed(client: httpx.AsyncClient, keep: Keep) -> None:
+    """``keep`` and its job are untouched, the service answers, and nothing was a 5xx."""
+    assert (await client.get("/datasets/keep")).json() == keep.dataset
+    assert await dataset_rows(client, "keep") == (keep.columns, keep.rows)
+    assert (await client.get(f"/jobs/{keep.job['id']}")).json() == keep.job
+    health = await client.get("/healthz")
+    assert health.status_code == 200, health.text
+    assert keep.server_errors == []
+
+
+def problem(response: httpx.Response, status: int, *needles: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with ``status`` whose detail holds ``needles``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    for needle in needles:
+        assert needle in body["detail"], f"{needle!r} not in {body['detail']!r}"
+    return body
+
+
+async def assert_no_new_job(client: httpx.AsyncClient, keep: Keep, settings: Settings) -> None:
+    """A refused request created no job and left no upload behind."""
+    jobs = (await client.get("/jobs")).json()["items"]
+    assert [j["id"] for j in jobs] == [keep.job["id"]]
+    assert list(settings.uploads_dir.iterdir()) == []

@@ -1,5 +1,10 @@
 """csvio: records exactly as ``csv.reader`` sees them, resumable at any byte offset, and a
-CsvProblem naming the line for every file that cannot be read."""
+CsvProblem naming the line for every file that cannot be read.
+
+The bad files of ``test_bad_csv`` (``tests/csv_cases.py``) are read here without the app:
+what the import checks before reading (text at all, the delimiter, the header), and how the
+reader names what is wrong.
+"""
 
 import codecs
 import csv
@@ -13,10 +18,21 @@ from collect_api.csvio import (
     Encoding,
     RecordChunk,
     RecordReader,
+    check_text,
     read_header,
     resolve_encoding,
+    sniff_delimiter,
 )
 from collect_api.samples import HEADER, write_responses_csv
+from tests.csv_cases import (
+    DELIMITED_HEADER,
+    DELIMITED_ROWS,
+    EMPTY_FILES,
+    HEADER_ONLY_FILES,
+    NOT_TEXT,
+    UNTERMINATED_HEADER,
+    delimited,
+)
 
 RECORDS = 300
 
@@ -52,12 +68,19 @@ def read_all(
     offset: int,
     line: int,
     record: int = 0,
+    delimiter: str = ",",
 ) -> list[RecordChunk]:
     """Every chunk from ``offset`` to the end of the file."""
     chunks: list[RecordChunk] = []
     with open(path, "rb") as f:
         reader = RecordReader(
-            f, encoding=encoding, offset=offset, line=line, record=record, block_bytes=block_bytes
+            f,
+            encoding=encoding,
+            delimiter=delimiter,
+            offset=offset,
+            line=line,
+            record=record,
+            block_bytes=block_bytes,
         )
         while True:
             chunks.append(reader.read(chunk))
@@ -428,3 +451,103 @@ def test_blank_lines_between_records_are_skipped_and_still_counted(tmp_path: Pat
     assert records_of(chunks) == [["1", "2"], ["3", "4"]]
     assert lines_of(chunks) == [3, 6]
     assert chunks[-1].next_offset == path.stat().st_size
+
+
+# --- Before reading: text at all, and which delimiter --------------------------------------
+
+# What check_text names each file of NOT_TEXT, and the line it names.
+NOT_TEXT_SAYS = {
+    "png": ("a PNG image", 1),
+    "jpeg": ("a JPEG image", 1),
+    "zip": ("a ZIP archive", 1),
+    "gzip": ("a gzip archive", 1),
+    "pdf": ("a PDF document", 1),
+    "xls": ("an old Excel or Word document", 1),
+    "random": ("NUL bytes", 1),
+    "nul-bytes": ("NUL bytes", 3),
+    "utf-16-undeclared": ("encoding=utf-16", 1),
+}
+
+
+@pytest.mark.parametrize("case", NOT_TEXT)
+def test_a_file_that_is_not_text_is_named_before_it_is_read(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(NOT_TEXT[case])
+    what, line = NOT_TEXT_SAYS[case]
+    with pytest.raises(CsvProblem) as caught:
+        check_text(path, resolve_encoding(path, "utf-8"))
+    assert caught.value.code == "not_text"
+    assert caught.value.line == line
+    assert str(caught.value).startswith(f"line {line}: ")
+    assert what in str(caught.value)
+
+
+def test_utf16_declared_is_text_for_all_its_nul_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "utf16.csv"
+    path.write_bytes(NOT_TEXT["utf-16-undeclared"])
+    check_text(path, resolve_encoding(path, "utf-16"))  # no CsvProblem
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"], ids=["comma", "semi", "tab", "pipe"])
+def test_the_delimiter_is_sniffed_and_the_records_read_with_it(
+    tmp_path: Path, delimiter: str
+) -> None:
+    path = tmp_path / "delimited.csv"
+    path.write_bytes(delimited(delimiter))
+    encoding = resolve_encoding(path, "utf-8")
+    assert sniff_delimiter(path, encoding) == delimiter
+    header = read_header(path, encoding=encoding, delimiter=delimiter)
+    assert header.columns == DELIMITED_HEADER
+    chunks = read_all(
+        path,
+        encoding,
+        chunk=10,
+        block_bytes=1 << 20,
+        offset=header.offset,
+        line=header.line,
+        delimiter=delimiter,
+    )
+    assert records_of(chunks) == DELIMITED_ROWS
+
+
+def test_a_single_column_is_sniffed_as_comma_separated(tmp_path: Path) -> None:
+    path = tmp_path / "names.csv"
+    path.write_bytes(b"name\r\nAnn; Bob\r\nCy|Di\r\n")
+    assert sniff_delimiter(path, resolve_encoding(path, "utf-8")) == ","
+
+
+# --- Empty files, headers alone ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", EMPTY_FILES.values(), ids=EMPTY_FILES)
+def test_an_empty_or_blank_file_has_no_header(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(CsvProblem) as caught:
+        read_header(path, encoding=resolve_encoding(path, "utf-8"))
+    assert (caught.value.code, caught.value.line) == ("empty_file", 1)
+    assert "empty" in str(caught.value)
+
+
+@pytest.mark.parametrize("content", HEADER_ONLY_FILES.values(), ids=HEADER_ONLY_FILES)
+def test_a_header_only_file_has_its_columns_and_no_record(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "header.csv"
+    path.write_bytes(content)
+    encoding = resolve_encoding(path, "utf-8")
+    header = read_header(path, encoding=encoding)
+    assert header.columns == ["a", "b", "c"]
+    chunks = read_all(
+        path, encoding, chunk=10, block_bytes=1 << 20, offset=header.offset, line=header.line
+    )
+    assert records_of(chunks) == []
+    assert chunks[-1].at_end
+    assert chunks[-1].next_offset == path.stat().st_size
+
+
+def test_an_unterminated_quote_in_the_header_names_line_1(tmp_path: Path) -> None:
+    path = tmp_path / "open.csv"
+    path.write_bytes(UNTERMINATED_HEADER)
+    with pytest.raises(CsvProblem) as caught:
+        read_header(path, encoding=resolve_encoding(path, "utf-8"))
+    assert caught.value.line == 1
+    assert "never closed" in str(caught.value)

@@ -4,7 +4,8 @@ positions after each chunk, the rejected records and the errors must be the same
 ``ChunkSource`` decides per chunk which reader to use; ``exact_only`` forces the exact reader
 (Python's csv module) for the reference. Cases cover csv-spectrum's files, the quoting cases
 where pyarrow's reader would differ silently, and generated files of nasty responses read in
-chunks of every size, from every chunk boundary.
+chunks of every size, from every chunk boundary. The bad records of ``test_bad_csv``
+(``tests/csv_cases.py``) are read both ways too, and must be named alike.
 """
 
 import csv
@@ -17,8 +18,14 @@ import pyarrow as pa
 import pytest
 
 from collect_api.csvio import CsvProblem, Encoding, fast, read_header
-from collect_api.csvio.chunks import ChunkSource, Position
+from collect_api.csvio.chunks import ChunkSource, Position, check_rejections
 from collect_api.samples import write_responses_csv
+from tests.csv_cases import (
+    FIELDS_OVER_THE_LIMIT,
+    RAGGED,
+    UNTERMINATED,
+    over_the_field_limit,
+)
 
 UTF8 = Encoding("utf-8", "utf-8", 0)
 
@@ -69,11 +76,14 @@ def read_everything(
     fast_allowed: bool,
     encoding: Encoding = UTF8,
     delimiter: str = ",",
+    max_field_bytes: int = 1 << 20,
 ) -> Any:
     """Every chunk of ``path`` after its header: records, positions, rejections; or the
     error that stopped the reading, as ``("error", line, record, column, code)``."""
     try:
-        header = read_header(path, encoding=encoding, delimiter=delimiter)
+        header = read_header(
+            path, encoding=encoding, delimiter=delimiter, max_field_bytes=max_field_bytes
+        )
     except CsvProblem as exc:  # a bad byte near the start is found with the header
         return ("error", exc.line, exc.record, exc.column, exc.code)
     columns = header.columns
@@ -83,7 +93,7 @@ def read_everything(
             encoding=encoding,
             delimiter=delimiter,
             columns=columns,
-            max_field_bytes=1 << 20,
+            max_field_bytes=max_field_bytes,
             size=path.stat().st_size,
         )
         if not fast_allowed:
@@ -241,3 +251,86 @@ def test_encoded_csv_is_what_csv_writer_writes(seed: int) -> None:
             encoded = b"".join(piece.to_pybytes() for piece in pieces)
             assert encoded == expected.getvalue().encode("utf-8"), delimiter
         assert len(fast.encode_csv(chunked, delimiter=delimiter)) == len(batches)
+
+
+# --- Bad records, named alike both ways ----------------------------------------------------
+
+both_paths = pytest.mark.parametrize("fast_allowed", [True, False], ids=["fast", "exact"])
+ERRORS_AT = "/jobs/j/errors"
+
+
+@both_paths
+@pytest.mark.parametrize(("content", "line", "record", "reason"), RAGGED.values(), ids=RAGGED)
+def test_a_ragged_record_is_set_aside_and_aborts_naming_its_line_and_record(
+    tmp_path: Path, content: bytes, line: int, record: int, reason: str, fast_allowed: bool
+) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_bytes(content)
+    found = read_everything(path, budget=1 << 20, max_records=1000, fast_allowed=fast_allowed)
+    _rows, rejected, _end = flatten(found)
+    assert (rejected[0]["line"], rejected[0]["record"]) == (line, record)
+    assert reason in rejected[0]["reason"]
+    with pytest.raises(CsvProblem) as caught:
+        check_rejections(
+            rejected, on_error="abort", max_errors=0, total=len(rejected), errors_at=ERRORS_AT
+        )
+    assert caught.value.code == "bad_record"
+    assert str(caught.value).startswith(f"line {line}, record {record}: ")
+    assert "on_error=skip" in str(caught.value)
+
+
+@both_paths
+@pytest.mark.parametrize("rejected", [3, 4, 600])
+def test_skip_stops_past_max_errors_naming_the_last_line(
+    tmp_path: Path, rejected: int, fast_allowed: bool
+) -> None:
+    path = tmp_path / "many.csv"
+    path.write_bytes(b"a,b\r\n0,0\r\n" + b"1\r\n" * rejected + b"2,3\r\n")
+    found = read_everything(path, budget=1 << 20, max_records=1000, fast_allowed=fast_allowed)
+    rows, set_aside, _end = flatten(found)
+    assert rows == [["0", "0"], ["2", "3"]]
+    assert [r["line"] for r in set_aside] == list(range(3, rejected + 3))
+
+    def skip_up_to_3() -> None:
+        check_rejections(
+            set_aside, on_error="skip", max_errors=3, total=rejected, errors_at=ERRORS_AT
+        )
+
+    if rejected <= 3:
+        skip_up_to_3()
+        return
+    with pytest.raises(CsvProblem) as caught:
+        skip_up_to_3()
+    assert caught.value.code == "too_many_errors"
+    assert "more than 3" in str(caught.value)
+    assert f"line {rejected + 2}" in str(caught.value) and ERRORS_AT in str(caught.value)
+
+
+@both_paths
+@pytest.mark.parametrize(("content", "line", "record"), UNTERMINATED.values(), ids=UNTERMINATED)
+def test_an_unterminated_quote_names_the_record_where_it_opens(
+    tmp_path: Path, content: bytes, line: int, record: int, fast_allowed: bool
+) -> None:
+    path = tmp_path / "open.csv"
+    path.write_bytes(content)
+    found = read_everything(path, budget=1 << 20, max_records=1000, fast_allowed=fast_allowed)
+    assert found == ("error", line, record, None, "bad_csv")
+
+
+@both_paths
+@pytest.mark.parametrize(
+    ("field_text", "line"), FIELDS_OVER_THE_LIMIT.values(), ids=FIELDS_OVER_THE_LIMIT
+)
+def test_a_field_over_the_limit_names_its_line_record_and_column(
+    tmp_path: Path, field_text: str, line: int, fast_allowed: bool
+) -> None:
+    assert len(field_text.encode()) > 1000
+    path = tmp_path / "huge.csv"
+    path.write_bytes(over_the_field_limit(field_text, line))
+    found = read_everything(
+        path, budget=1 << 20, max_records=1000, fast_allowed=fast_allowed, max_field_bytes=1000
+    )
+    if line == 1:  # a column name: the header is read before either path
+        assert (found[0], found[1], found[4]) == ("error", 1, "field_too_large")
+    else:
+        assert found == ("error", 3, 2, "text", "field_too_large")
