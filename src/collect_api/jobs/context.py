@@ -13,7 +13,7 @@ flight, then rolls the transaction back, and only then reaches the job's corouti
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -118,7 +118,7 @@ class JobContext:
             self._stop_elsewhere = None
 
     def checkpoint_statement(
-        self, *, checkpoint: dict[str, Any], progress: Progress
+        self, *, checkpoint: Mapping[str, Any], progress: Progress
     ) -> tuple[str, list[Any]]:
         """The statement that commits a checkpoint with the chunk it covers, if the job is
         still this run's and no control request waits; it returns a row when it applied."""
@@ -130,7 +130,7 @@ class JobContext:
             lease_expires_at=time.time() + self.settings.lease_s,
         )
 
-    def saved(self, *, checkpoint: dict[str, Any], progress: Progress) -> None:
+    def saved(self, *, checkpoint: Mapping[str, Any], progress: Progress) -> None:
         """Note a checkpoint that a ``step`` committed; count what it covers, and time the
         chunk from the previous commit (or the run's start) to this one."""
         now = time.monotonic()
@@ -164,7 +164,7 @@ class JobContext:
         self,
         write: Callable[[AsyncConnection], Awaitable[T]] | None = None,
         *,
-        checkpoint: dict[str, Any] | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
         progress: Progress | None = None,
     ) -> T | None:
         """One chunk: a transaction opened at a safe point, ``write(conn)`` in a savepoint.

@@ -9,6 +9,7 @@ cannot be interleaved with another writer.
 import functools
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select, update
@@ -213,7 +214,7 @@ async def insert_job(
     params: dict[str, Any],
     progress: Progress,
     actor: str,
-    checkpoint: dict[str, Any] | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> Job:
     rev = await next_rev(conn)
     now = utcnow()
@@ -224,7 +225,7 @@ async def insert_job(
         state=JobState.QUEUED,
         params=params,
         progress=progress.document(),
-        checkpoint=checkpoint,
+        checkpoint=dict(checkpoint) if checkpoint is not None else None,
         queue_seq=rev,
         rev=rev,
         created_at=now,
@@ -247,7 +248,7 @@ def checkpoint_statement(
     *,
     job_id: str,
     owner: str,
-    checkpoint: dict[str, Any],
+    checkpoint: Mapping[str, Any],
     progress: Progress,
     lease_expires_at: float,
 ) -> tuple[str, list[Any]]:

@@ -13,10 +13,10 @@ next unread record, the records read and rejected so far. A kind adds its own co
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -86,7 +86,7 @@ def progress(
 
 
 def checkpoint_progress(
-    checkpoint: dict[str, Any], *, size: int, rate: float | None, done: bool = False
+    checkpoint: Mapping[str, Any], *, size: int, rate: float | None, done: bool = False
 ) -> Progress:
     """Progress as of a checkpoint; ``done`` once the job has finished."""
     offset = checkpoint["offset"]
@@ -167,13 +167,23 @@ def _read_header(
     return encoding, delimiter, header, path.stat().st_size
 
 
-def first_checkpoint(params: dict[str, Any], **counters: int) -> dict[str, Any]:
+class CsvCheckpoint(TypedDict):
+    """Where a CSV kind stands in its file: the byte ``offset`` and physical ``line`` of
+    the next record, the ``records`` read before it and how many were ``rejected``."""
+
+    offset: int
+    line: int
+    records: int
+    rejected: int
+
+
+def first_checkpoint(params: dict[str, Any]) -> CsvCheckpoint:
+    """The checkpoint before the first record."""
     return {
         "offset": params["_data_offset"],
         "line": params["_data_line"],
         "records": 0,
         "rejected": 0,
-        **counters,
     }
 
 
@@ -247,7 +257,7 @@ def apply_policy(job: Job, rejected: list[dict[str, Any]], total_rejected: int) 
 
 
 async def read_chunks(
-    *, settings: Settings, job: Job, checkpoint: dict[str, Any], with_lines: bool = False
+    *, settings: Settings, job: Job, checkpoint: Mapping[str, Any], with_lines: bool = False
 ) -> AsyncGenerator[Chunk, None]:
     """The records after ``checkpoint``, a chunk at a time; use with ``contextlib.aclosing``
     so the file is closed when the consumer stops early. ``with_lines`` notes where every

@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, TypedDict, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -71,6 +71,23 @@ def _progress(
         rate_per_s=round(rate, 1) if rate else None,
         eta_s=0.0 if done else eta,
     )
+
+
+class ExportCheckpoint(TypedDict):
+    """Where an export stands: its snapshot (``table`` up to ``max_row``), what it writes
+    (``columns`` of the table, ``projection`` their indexes in the file), how far it is
+    (``last_row`` the last key covered, ``bytes`` the file's size, ``rows`` written, of
+    ``total`` when counted) and ``chunk_rows``, the most keys a chunk covers."""
+
+    table: str
+    columns: list[str]
+    projection: list[int]
+    max_row: int
+    total: int | None
+    chunk_rows: int
+    last_row: int
+    bytes: int
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -140,7 +157,9 @@ class ExportKind:
         job = ctx.job
         p = job.params
         path = self.path(job)
-        cp: dict[str, Any] = job.checkpoint or await self._begin(ctx, path)
+        cp = cast(ExportCheckpoint, job.checkpoint) if job.checkpoint else None
+        if cp is None:
+            cp = await self._begin(ctx, path)
         table = cp["table"]
 
         async def unchanged(conn: AsyncConnection) -> None:
@@ -222,7 +241,7 @@ class ExportKind:
             )
         )
 
-    async def _begin(self, ctx: JobContext, path: Path) -> dict[str, Any]:
+    async def _begin(self, ctx: JobContext, path: Path) -> ExportCheckpoint:
         """Fix the snapshot (table and last row key), count the rows when that is cheap (no
         filters), write the header."""
         job = ctx.job
@@ -245,7 +264,7 @@ class ExportKind:
         names = p["columns"] or found.columns
         header = encode_chunk([], header=names, gzipped=p["gzip"])
         size = await asyncio.to_thread(write_at, path, 0, header)
-        cp = {
+        cp: ExportCheckpoint = {
             "table": found.table_name,
             "columns": found.columns,
             "projection": [found.columns.index(c) for c in names],

@@ -13,7 +13,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +26,7 @@ from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.progress import Progress
 from collect_api.kinds.csvsource import (
+    CsvCheckpoint,
     Upload,
     checkpoint_progress,
     csv_failures,
@@ -45,7 +46,14 @@ from collect_api.storage.files import ORPHAN_GRACE_S, working_files
 from collect_api.storage.rejections import REJECTION
 
 log = logging.getLogger("collect.imports")
-Checkpoint = dict[str, Any]
+
+
+class Checkpoint(CsvCheckpoint):
+    """``csvsource``'s, and the ``rows`` staged so far."""
+
+    rows: int
+
+
 MODES = ("create", "append", "replace")
 
 
@@ -229,7 +237,7 @@ class EarlyImport:
         async with self._db.write() as conn:
             await datasets.create_table(conn, stage, len(params["columns"]))
         self.table = True
-        cp = first_checkpoint(params, rows=0)
+        cp: Checkpoint = {**first_checkpoint(params), "rows": 0}
         async with open_feed(
             self._dataplane, self._settings, job_id=self._job_id, params=params, path=self._path
         ) as feed:
@@ -337,9 +345,10 @@ class ImportKind:
         size = int(p["bytes"])
         cp: Checkpoint
         if job.checkpoint is not None:
-            cp = job.checkpoint
+            cp = cast(Checkpoint, job.checkpoint)
         else:
-            cp = start = first_checkpoint(p, rows=0)
+            start: Checkpoint = {**first_checkpoint(p), "rows": 0}
+            cp = start
 
             async def create_stage(conn: AsyncConnection) -> None:
                 await datasets.create_table(conn, stage, width)

@@ -11,7 +11,7 @@ adds is counted when it publishes, so its result says what became visible.
 
 import contextlib
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,7 @@ from collect_api.jobs import store
 from collect_api.jobs.context import JobContext
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.kinds.csvsource import (
+    CsvCheckpoint,
     Upload,
     apply_policy,
     checkpoint_progress,
@@ -38,6 +39,13 @@ from collect_api.kinds.csvsource import (
 from collect_api.settings import Settings
 from collect_api.storage import teams
 from collect_api.storage.dataplane.client import DataPlane
+
+
+class Checkpoint(CsvCheckpoint):
+    """``csvsource``'s, and the memberships ``staged`` so far."""
+
+    staged: int
+
 
 REQUIRED = ("team", "member_email", "role")
 OPTIONAL = ("member_name",)
@@ -120,17 +128,24 @@ class TeamsKind:
     async def _run(self, ctx: JobContext) -> None:
         job = ctx.job
         size = int(job.params["bytes"])
-        cp = job.checkpoint or first_checkpoint(job.params, staged=0)
+        cp: Checkpoint = (
+            cast(Checkpoint, job.checkpoint)
+            if job.checkpoint
+            else {**first_checkpoint(job.params), "staged": 0}
+        )
         chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp, with_lines=True)
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 members, invalid = _memberships(job, chunk.rows, chunk.positions())
                 apply_policy(job, invalid, chunk.checkpoint["rejected"] + len(invalid))
                 rejected = chunk.rejected + invalid
+                read = chunk.checkpoint
                 cp = {
-                    **chunk.checkpoint,
-                    "rejected": chunk.checkpoint["rejected"] + len(invalid),
-                    "staged": cp.get("staged", 0) + len(members),
+                    "offset": read["offset"],
+                    "line": read["line"],
+                    "records": read["records"],
+                    "rejected": read["rejected"] + len(invalid),
+                    "staged": cp["staged"] + len(members),
                 }
 
                 async def write(
