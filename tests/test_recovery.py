@@ -254,14 +254,18 @@ async def test_a_job_that_keeps_killing_its_process_fails_after_max_attempts(
 ) -> None:
     env = {"COLLECT_CHUNK_ROWS": "20", "COLLECT_MAX_ATTEMPTS": "3"}
     job_id = None
+    done = 0
     for attempt in range(1, 4):
         server = ServerProcess(tmp_path, **env).start()
         try:
             async with client_for(server) as client:
                 if job_id is None:
                     job_id = (await start_import(client, source, "doomed"))["id"]
-                job = await wait_progress(client, job_id, 1)
+                # Claimed again by this server (a restart finds it queued first), and at work.
+                await wait_for(client, job_id, {"running"})
+                job = await wait_progress(client, job_id, done + 1)
                 assert job["state"] == "running", f"attempt {attempt}"
+                done = job["progress"]["done"]
         finally:
             server.stop(signal.SIGKILL)
     server = ServerProcess(tmp_path, **env).start()
