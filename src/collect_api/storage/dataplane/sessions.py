@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -205,15 +205,25 @@ class ImportSession:
         self.store.close()
 
 
+@dataclass(frozen=True)
+class _Half:
+    """Half a range, read, filtered and encoded: the rows scanned and written, and the
+    CSV bytes."""
+
+    scanned: int
+    rows: int
+    pieces: list[pa.Buffer]
+
+
 class ExportSession:
     """A dataset table being written to an export file, a range of row keys a chunk.
 
-    A range is read as two halves at once, each on a connection and thread of its own (the
-    driver and pyarrow's kernels let go of the GIL, so the two take both cores); while one
-    chunk is encoded and written, and its checkpoint committed, the next range is read the
-    same way. Each connection is used in its own thread alone. The rows of a snapshot (keys
-    up to ``upto``) do not change while it is read (see ``kinds.exports``), so reads on two
-    connections, and across chunks, see the same rows.
+    A range is read, filtered and encoded as two halves at once, each on a connection and
+    thread of its own (the driver and pyarrow's kernels let go of the GIL, so the two take
+    both cores); while one chunk is written and its checkpoint committed, the next range is
+    prepared the same way. Each connection is used in its own thread alone. The rows of a
+    snapshot (keys up to ``upto``) do not change while it is read (see ``kinds.exports``),
+    so reads on two connections, and across chunks, see the same rows.
 
     A chunk is the keys ``(after, after + span]``: ``limit`` keys if ``fixed`` (a gzip
     member), else about a quarter second's worth, at most ``limit``. Keys are dense in a
@@ -252,52 +262,62 @@ class ExportSession:
         except BaseException:
             self.close()
             raise
-        # The range read ahead, as (after, end), and its halves to come.
-        self._ahead: tuple[tuple[int, int], list[Future[pa.Table]]] | None = None
+        # The range prepared ahead, as (after, end), and its halves to come.
+        self._ahead: tuple[tuple[int, int], list[Future[_Half]]] | None = None
 
-    def _query(self, store: SqliteStore, after: int, end: int) -> pa.Table:
-        return store.query(
-            f'SELECT {self.select} FROM "{self.table}" WHERE _row > ? AND _row <= ? ORDER BY _row',
-            (after, end),
+    def _prepare(self, store: SqliteStore, after: int, end: int) -> _Half:
+        """The keys ``(after, end]``: read, filtered, projected and encoded."""
+        scanned = self._as_text(
+            store.query(
+                f'SELECT {self.select} FROM "{self.table}" WHERE _row > ? AND _row <= ? '
+                "ORDER BY _row",
+                (after, end),
+            )
         )
+        count = scanned.num_rows
+        if self.filters:
+            scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
+        chosen = scanned.select([f"c{i}" for i in self.projection])
+        return _Half(count, chosen.num_rows, encode_csv(chosen) if chosen.num_rows else [])
 
-    def _as_read(self, table: pa.Table) -> pa.Table:
+    @staticmethod
+    def _as_text(table: pa.Table) -> pa.Table:
         """The driver types a column by the values of its first batch (a range with none, or
-        with nulls alone, comes back as integers): the halves are made text alike, as the
-        table's columns are, to be put together."""
+        with nulls alone, comes back as integers): made text, as the table's columns are."""
         schema = pa.schema(
             [(name, pa.int64() if name == "_row" else pa.string()) for name in table.column_names]
         )
         return table if table.schema == schema else table.cast(schema)
 
-    def _read(self, after: int, end: int) -> tuple[tuple[int, int], list[Future[pa.Table]]]:
-        """Start reading the keys ``(after, end]``, half on each connection."""
+    def _start(self, after: int, end: int) -> tuple[tuple[int, int], list[Future[_Half]]]:
+        """Start preparing the keys ``(after, end]``, half on each connection."""
         middle = after + (end - after + 1) // 2
         bounds = [(after, middle), (middle, end)]
         return (after, end), [
-            pool.submit(self._query, store, lo, hi)
+            pool.submit(self._prepare, store, lo, hi)
             for (store, pool), (lo, hi) in zip(self._readers, bounds, strict=True)
         ]
 
-    def _scan(
+    def _halves(
         self, after: int, end: int, usable: Callable[[int], bool], interrupted: Interrupt
-    ) -> tuple[int, pa.Table]:
-        """The rows of a range starting after ``after``, and where it ends: the range read
-        ahead if it starts there and its end is ``usable``, else ``(after, end]`` read now.
-        An interrupt is seen while waiting for them; the reads themselves run to their end."""
+    ) -> tuple[int, list[_Half]]:
+        """The prepared halves of a range starting after ``after``, and where it ends: the
+        range prepared ahead if it starts there and its end is ``usable``, else ``(after,
+        end]`` prepared now. An interrupt is seen while waiting for them; the work itself
+        runs to its end."""
         ahead, self._ahead = self._ahead, None
         if ahead is None or ahead[0][0] != after or not usable(ahead[0][1]):
             if ahead is not None:
                 for half in ahead[1]:
                     with contextlib.suppress(Exception):
-                        half.result()  # reads already started end before the next
-            ahead = self._read(after, end)
+                        half.result()  # work already started ends before the next
+            ahead = self._start(after, end)
         try:
-            tables = [_result(half, interrupted) for half in ahead[1]]
+            halves = [_result(half, interrupted) for half in ahead[1]]
         except Interrupted:
             self._ahead = ahead  # still useful if the run goes on from here
             raise
-        return ahead[0][1], pa.concat_tables([self._as_read(t) for t in tables])
+        return ahead[0][1], halves
 
     def chunk(
         self,
@@ -316,27 +336,28 @@ class ExportSession:
             raise Interrupted
         started = time.monotonic()
         span = limit if fixed else min(limit, self.budget.size)
-        end, scanned = self._scan(
+        end, halves = self._halves(
             after,
             min(upto, after + span),
             lambda e: e == min(upto, after + limit) if fixed else after < e <= after + limit,
             interrupted,
         )
-        if end < upto:  # read the next range while this one is written
-            self._ahead = self._read(end, min(upto, end + span))
-        count = scanned.num_rows
-        if self.filters:
-            scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
+        if end < upto:  # prepare the next range while this one is written
+            self._ahead = self._start(end, min(upto, end + span))
         if interrupted():
             raise Interrupted
-        chosen = scanned.select([f"c{i}" for i in self.projection])
-        pieces = [memoryview(piece) for piece in encode_csv(chosen)]
+        pieces = [memoryview(piece) for half in halves for piece in half.pieces]
         if self.gzipped and pieces:
             data = b"".join(pieces)
             pieces = [memoryview(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))]
         size_after = write_at(self.path, offset, *pieces)
         self.budget.observe(end - after, time.monotonic() - started)
-        return {"rows": chosen.num_rows, "scanned": count, "last_row": end, "bytes": size_after}
+        return {
+            "rows": sum(half.rows for half in halves),
+            "scanned": sum(half.scanned for half in halves),
+            "last_row": end,
+            "bytes": size_after,
+        }
 
     def rollback(self) -> None:
         """Nothing to undo: each read is a statement of its own, and holds no transaction."""
