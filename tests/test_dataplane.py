@@ -379,3 +379,17 @@ async def test_a_worker_refuses_a_request_that_carries_objects_of_the_servers_li
         assert await worker.call("ping") == "pong"  # and it goes on answering
     finally:
         await worker.stop()
+
+
+async def test_a_worker_runs_below_its_servers_priority() -> None:
+    """When the cores are busy, the server's answers and a job's next step come before a
+    worker's chunk: the worker asks the scheduler for less, and still takes idle cores."""
+    from collect_api.storage.dataplane.serve import NICENESS
+
+    worker = Worker.spawn()
+    try:
+        assert await worker.call("ping") == "pong"  # started, and past its set-up
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, ours + NICENESS)
+    finally:
+        await worker.stop()

@@ -97,6 +97,10 @@ class Worker:
     def alive(self) -> bool:
         return self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     async def call(self, op: str, /, **kwargs: Any) -> Any:
         """Run ``op`` in the worker. A cancellation interrupts it at its next statement and
         waits for the worker's answer, so no request is left half-done in the worker."""

@@ -26,6 +26,8 @@ from collect_api.storage.dataplane.base import Interrupted
 from collect_api.storage.dataplane.sessions import OPERATIONS, Sessions
 
 _WORD = struct.Struct("q")
+# How much lower a worker's priority is than its server's (nice(2) steps; 19 is the lowest).
+NICENESS = 5
 _PR_SET_PDEATHSIG = 1
 
 
@@ -115,6 +117,10 @@ def main() -> None:
     conn = Connection(int(sys.argv[1]))
     flag = mmap.mmap(int(sys.argv[2]), _WORD.size)
     _die_with(int(sys.argv[3]))
+    # Below the server in the scheduler's eyes: when the cores are busy, a request's
+    # answer and a job's next step come before this worker's chunk, which takes the cores
+    # whenever they are free.
+    os.nice(NICENESS)
     # The modules loaded by now live as long as the worker: kept out of the collector's
     # full passes, which would walk them between two statements of a chunk.
     gc.freeze()
