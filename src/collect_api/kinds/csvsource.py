@@ -310,9 +310,8 @@ async def save_rejections(
         await conn.execute(insert(REJECTION), [{"job_id": job_id, **r} for r in rejected])
 
 
-def release_upload(settings: Settings, job: Job) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        upload_path(settings, job.id).unlink()
+def delete_upload(settings: Settings, job: Job) -> None:
+    remove(upload_path(settings, job.id))
 
 
 async def sweep_uploads(*, settings: Settings, db: Database, kind: str) -> None:

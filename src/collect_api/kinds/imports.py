@@ -30,11 +30,11 @@ from collect_api.kinds.csvsource import (
     Upload,
     checkpoint_progress,
     csv_failures,
+    delete_upload,
     first_checkpoint,
     form_field,
     inspect_upload,
     progress,
-    release_upload,
     remote_failure,
     sweep_uploads,
     upload_path,
@@ -449,7 +449,7 @@ class ImportKind:
         await datasets.drop_table(conn, datasets.stage_table(job.id))
 
     def delete_files(self, job: Job) -> None:
-        release_upload(self.settings, job)
+        delete_upload(self.settings, job)
 
     async def housekeep(self, db: Database) -> None:
         """Uploads no job needs, and staging tables of finished jobs: an end recorded while

@@ -27,11 +27,11 @@ from collect_api.kinds.csvsource import (
     apply_policy,
     checkpoint_progress,
     csv_failures,
+    delete_upload,
     first_checkpoint,
     inspect_upload,
     progress,
     read_chunks,
-    release_upload,
     save_rejections,
     sweep_uploads,
     upload_path,
@@ -186,7 +186,7 @@ class TeamsKind:
         await teams.discard_teams(conn, job_ids=[job.id])
 
     def delete_files(self, job: Job) -> None:
-        release_upload(self.settings, job)
+        delete_upload(self.settings, job)
 
     async def housekeep(self, db: Database) -> None:
         await sweep_uploads(settings=self.settings, db=db, kind=self.name)
