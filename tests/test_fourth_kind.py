@@ -100,7 +100,7 @@ async def create_count(
     return store.job_document(job)
 
 
-KIND = KindModule(CountKind.name, CountKind, router)
+KIND = KindModule(CountKind, router)
 
 
 @asynccontextmanager

@@ -302,4 +302,4 @@ async def job_result(
     )
 
 
-KIND = KindModule(ExportKind.name, ExportKind, router)
+KIND = KindModule(ExportKind, router)

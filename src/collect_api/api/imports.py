@@ -133,4 +133,4 @@ async def create_import(
     return await accept_csv_job(request, response, services, submit, early_start=early_start)
 
 
-KIND = KindModule(ImportKind.name, ImportKind, router)
+KIND = KindModule(ImportKind, router)

@@ -5,9 +5,8 @@ the tuple of them given to ``create_app`` (``app.KINDS`` by default) is all that
 a kind with the engine, mounts its routes and names it in the API's documents.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from fastapi import APIRouter
 
@@ -19,14 +18,26 @@ from collect_api.storage.dataplane.client import DataPlane
 K = TypeVar("K", bound=JobKind)
 
 
+class RunnerClass(Protocol):
+    """A kind's runner class: its name, and the runner it makes for a service."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, settings: Settings, dataplane: DataPlane) -> JobKind: ...
+
+
 @dataclass(frozen=True)
 class KindModule:
-    """A kind: its name, how its runner is made for a service, and the routes that submit
-    its jobs (and serve what else is its own, such as an export's file)."""
+    """A kind: how its runner is made for a service, and the routes that submit its jobs
+    (and serve what else is its own, such as an export's file)."""
 
-    name: str
-    runner: Callable[[Settings, DataPlane], JobKind]
+    runner: RunnerClass
     router: APIRouter
+
+    @property
+    def name(self) -> str:
+        return self.runner.name
 
 
 def runner_of(services: Services, kind: type[K]) -> K:

@@ -161,4 +161,4 @@ async def get_team(team_id: TeamIdPath, services: ServicesDep, tenant: TenantDep
         return await teams.get_team(conn, tenant=tenant, team_id=number)
 
 
-KIND = KindModule(TeamsKind.name, TeamsKind, router)
+KIND = KindModule(TeamsKind, router)
