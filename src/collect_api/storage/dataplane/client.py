@@ -79,8 +79,9 @@ class ExportFeed:
     async def chunk(
         self, *, after: int, upto: int, limit: int, fixed: bool, offset: int
     ) -> dict[str, Any]:
-        """Write the next rows after ``after`` at byte ``offset``: ``limit`` of them if
-        ``fixed``, else as many as take about a quarter second, at most ``limit``."""
+        """Write the rows of the next row keys after ``after`` at byte ``offset``: ``limit``
+        keys if ``fixed``, else as many as take about a quarter second, at most ``limit``;
+        ``last_row`` in the answer is the last key covered."""
         result: dict[str, Any] = await self._worker.call(
             "export_chunk",
             session=self._session,

@@ -207,10 +207,8 @@ class ImportSession:
 
 @dataclass(frozen=True)
 class _Half:
-    """Half a range, read, filtered and encoded: the rows scanned and written, and the
-    CSV bytes."""
+    """Half a range, read, filtered and encoded: the rows written, and their CSV bytes."""
 
-    scanned: int
     rows: int
     pieces: list[pa.Buffer]
 
@@ -274,11 +272,10 @@ class ExportSession:
                 (after, end),
             )
         )
-        count = scanned.num_rows
         if self.filters:
             scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
         chosen = scanned.select([f"c{i}" for i in self.projection])
-        return _Half(count, chosen.num_rows, encode_csv(chosen) if chosen.num_rows else [])
+        return _Half(chosen.num_rows, encode_csv(chosen) if chosen.num_rows else [])
 
     @staticmethod
     def _as_text(table: pa.Table) -> pa.Table:
@@ -354,7 +351,6 @@ class ExportSession:
         self.budget.observe(end - after, time.monotonic() - started)
         return {
             "rows": sum(half.rows for half in halves),
-            "scanned": sum(half.scanned for half in halves),
             "last_row": end,
             "bytes": size_after,
         }
