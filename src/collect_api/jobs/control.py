@@ -6,6 +6,7 @@ job's runner applies it at its next safe point, and the request waits for that t
 (bounded by ``control_wait_s``).
 """
 
+import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -38,7 +39,9 @@ class Runner(Protocol):
 
     def wake(self) -> None: ...
 
-    def request_pause(self, job_id: str, *, actor: str) -> bool: ...
+    def request_pause(
+        self, job_id: str, *, tenant: str, actor: str
+    ) -> "asyncio.Future[Job | None] | None": ...
 
     def withdraw_pause(self, job_id: str) -> bool: ...
 
@@ -73,21 +76,24 @@ async def _wait(
 
 async def pause_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
     db = runner.db
-    async with db.read() as conn:
-        job = await store.get_job(conn, job_id=job_id, tenant=tenant)
-    if job.state == S.RUNNING and runner.request_pause(job_id, actor=tenant):
-        # It runs here: it stops at its next safe point and records the pause itself.
-        job = await _wait(
-            db=db,
-            broker=runner.broker,
-            tenant=tenant,
-            job_id=job_id,
-            away_from={S.PAUSING, S.RUNNING},
-            wait_s=runner.control_wait_s,
-        )
+    pausing = runner.request_pause(job_id, tenant=tenant, actor=tenant)
+    if pausing is not None:
+        # It runs here: it stops at its next safe point, records the pause itself and
+        # answers with the job as paused, with no read of the row.
+        try:
+            async with asyncio.timeout(runner.control_wait_s):
+                paused = await asyncio.shield(pausing)
+        except TimeoutError:
+            paused = None  # still on its way to a safe point: answered as it stands
+        if paused is not None:
+            return paused
+        async with db.read() as conn:
+            job = await store.get_job(conn, job_id=job_id, tenant=tenant)
         if job.state in (S.COMPLETED, S.FAILED):  # it ended before its safe point
             raise InvalidTransition(job.id, job.state, S.PAUSED)
-        return job
+        if job.state in (S.RUNNING, S.PAUSING, S.PAUSED):
+            # Still stopping, or going on because a resume withdrew the pause.
+            return job
     async with db.write() as conn:
         job = await store.get_job(conn, job_id=job_id, tenant=tenant)
         if job.state == S.QUEUED:

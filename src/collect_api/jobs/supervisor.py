@@ -142,6 +142,9 @@ class Supervisor:
         self._contexts: dict[str, JobContext] = {}
         # Tasks of paused jobs (still in ``_running``, which owns them) waiting on their gate.
         self._parked: dict[str, _Gate] = {}
+        # What pause requests made here wait on: resolved when the job's run has stopped
+        # (``_paused``), at the latest when its ``_run_once`` returns.
+        self._pausing: dict[str, asyncio.Future[Job | None]] = {}
         # Jobs this process is terminating, with who asked: set before ``task.cancel()``.
         self._terminating: dict[str, str] = {}
         self._settling: set[asyncio.Task[Any]] = set()
@@ -263,19 +266,40 @@ class Supervisor:
         if gate is not None:
             gate.release()
 
-    def request_pause(self, job_id: str, *, actor: str) -> bool:
-        """Pause a job running here at its next safe point, rolling back the chunk in flight;
-        False if it does not run here."""
+    def request_pause(
+        self, job_id: str, *, tenant: str, actor: str
+    ) -> "asyncio.Future[Job | None] | None":
+        """Pause a job of ``tenant`` running here at its next safe point, rolling back the
+        chunk in flight. The future gives the job as its pause was recorded, or None if its
+        run ended otherwise (completed, failed, terminated, taken elsewhere; or the pause was
+        withdrawn); None if the job does not run here for that tenant."""
         ctx = self._contexts.get(job_id)
-        if ctx is None or not self.runs(job_id):
-            return False
+        if (
+            ctx is None
+            or ctx.job.tenant != tenant
+            or job_id in self._terminating
+            or not self.runs(job_id)
+        ):
+            return None
         ctx.request_stop(Control.PAUSE, actor=actor)
-        return True
+        pausing = self._pausing.get(job_id)
+        if pausing is None:
+            pausing = self._pausing[job_id] = asyncio.get_running_loop().create_future()
+        return pausing
 
     def withdraw_pause(self, job_id: str) -> bool:
         """Forget a pause asked of a job here that it has not acted on yet."""
         ctx = self._contexts.get(job_id)
-        return ctx is None or ctx.withdraw_stop()
+        if ctx is None or ctx.withdraw_stop():
+            self._paused(job_id, None)
+            return True
+        return False
+
+    def _paused(self, job_id: str, job: Job | None) -> None:
+        """Answer the pause requests waiting on a run of the job: ``job`` as paused, or None."""
+        pausing = self._pausing.pop(job_id, None)
+        if pausing is not None and not pausing.done():
+            pausing.set_result(job)
 
     def cancel_for_terminate(self, job_id: str, *, actor: str) -> None:
         """Stop a job running here at its next await; its boundary rolls it back."""
@@ -592,17 +616,27 @@ class Supervisor:
         )
         self._contexts[job.id] = ctx
         try:
+            return await self._run_kind(kind, ctx)
+        finally:
+            self._paused(job.id, None)  # if it did not pause, a pause request reads the row
+
+    async def _run_kind(self, kind: JobKind, ctx: JobContext) -> bool:
+        job = ctx.job
+        try:
             await kind.run(ctx)
         except SafePointStop as stop:
             if stop.control == Control.PAUSE:
                 actor = stop.actor
-                paused: list[bool] = []
+                paused: list[Job | None] = []
 
                 async def pause() -> None:
                     paused.append(await self._pause(job.id, actor=actor))
 
                 await self._settle(pause)
-                return bool(paused and paused[-1])
+                if paused and paused[-1] is not None:
+                    self._paused(job.id, paused[-1])
+                    return True
+                return False
             else:
                 await self._settle(
                     lambda: self._end(job.id, JobState.TERMINATED, reason="terminated")
@@ -690,11 +724,11 @@ class Supervisor:
             # The job stays as it was; its lease runs out and recovery takes it from there.
             log.error("could not record the end of a job", exc_info=task.exception())
 
-    async def _pause(self, job_id: str, *, actor: str | None) -> bool:
+    async def _pause(self, job_id: str, *, actor: str | None) -> Job | None:
         """Record the job paused at its safe point. ``actor`` asked for it in this process,
-        so the job's row is still ``running``: the request is recorded here too. True if
-        the job is now paused (not terminated, nor taken elsewhere)."""
-        paused = False
+        so the job's row is still ``running``: the request is recorded here too. The job as
+        paused, or None if it is not (terminated, or taken elsewhere)."""
+        paused = None
         async with self.db.write() as conn:
             job = await store.get_job(conn, job_id=job_id)
             terminate = job.state == JobState.TERMINATING
@@ -703,7 +737,7 @@ class Supervisor:
                     conn, job, JobState.PAUSING, actor=actor, reason="pause"
                 )
             if job.state in ACTIVE and job.owner == self.owner:
-                await store.transition(
+                paused = await store.transition(
                     conn,
                     job,
                     JobState.PAUSED,
@@ -713,7 +747,6 @@ class Supervisor:
                     lease_expires_at=None,
                     control=None,
                 )
-                paused = True
         if terminate:  # a terminate overtook the pause: honour the terminate
             await self._end(job_id, JobState.TERMINATED, reason="terminated")
         return paused
