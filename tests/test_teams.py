@@ -158,6 +158,37 @@ async def test_invalid_rows_are_skipped_and_reported(client: httpx.AsyncClient) 
     assert [(r[0], r[2]) for r in report[1:]] == [("3", "role"), ("4", "team")]
 
 
+def _every_50th_bad(count: int) -> tuple[list[list[str]], list[int]]:
+    """Rows with a bad role at every 50th, and the lines those are on (the header is 1)."""
+    rows = [list(r) for r in team_rows(count, seed=3)]
+    bad = []
+    for i in range(0, count, 50):
+        rows[i][3] = "boss"
+        bad.append(i + 2)
+    return rows, bad
+
+
+async def test_rejections_are_counted_across_chunks(client: httpx.AsyncClient) -> None:
+    """Bad records in every chunk (of 200 records here) add up, in the result and the list."""
+    rows, bad = _every_50th_bad(1000)
+    job = await start_teams(client, csv_bytes(TEAMS_HEADER, rows), on_error="skip")
+    done = await wait_for(client, job["id"], {"completed"})
+    assert done["result"]["rows_rejected"] == len(bad) == 20
+    report = read_csv((await client.get(f"/jobs/{job['id']}/errors")).content)
+    assert [int(r[0]) for r in report[1:]] == bad
+    good = [r for i, r in enumerate(rows) if i + 2 not in bad]
+    assert as_expected(await all_teams(client)) == expected_teams(good)
+
+
+async def test_max_errors_counts_rejections_of_earlier_chunks(client: httpx.AsyncClient) -> None:
+    """Four bad records a chunk, never more than 10 in one: the eleventh in all fails it."""
+    rows, _bad = _every_50th_bad(1000)
+    job = await start_teams(client, csv_bytes(TEAMS_HEADER, rows), on_error="skip", max_errors="10")
+    failed = await wait_for(client, job["id"], {"failed"})
+    assert failed["error"]["code"] == "too_many_errors"
+    assert await all_teams(client) == {}
+
+
 @pytest.mark.parametrize(
     ("header", "named"),
     [

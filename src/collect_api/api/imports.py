@@ -117,7 +117,7 @@ async def create_import(
             tenant=tenant,
             job_id=job_id,
             request=upload,
-            early=early if isinstance(early, EarlyImport) else None,
+            staged=early.staged if isinstance(early, EarlyImport) else None,
         )
 
     def early_start(job_id: str, path: Path) -> EarlyImport:

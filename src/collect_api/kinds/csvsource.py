@@ -1,22 +1,27 @@
-"""What the kinds that read an uploaded CSV (import, teams) share.
+"""What the kinds that read an uploaded CSV (import, teams) share: ``CsvKind``, the base
+that owns their submission and their run, and the pieces it is made of.
 
 - ``inspect_upload``: the upload's form options (``on_error``, ``max_errors``, ``encoding``,
   ``delimiter``) and its header, checked before any job exists.
-- ``read_chunks``: the records from a checkpoint on, a chunk at a time, with the
-  ``on_error`` policy applied: ``abort`` fails the job at the first bad record, naming its
-  line; ``skip`` sets bad records aside (``save_rejections``) until ``max_errors``.
+- ``read_chunks``: the records from a checkpoint on, a chunk at a time, split into rows of
+  the header's width and records of another (rejected).
+- ``apply_policy``: the ``on_error`` policy: ``abort`` fails the job at the first bad
+  record, naming its line; ``skip`` sets bad records aside (``save_rejections``) until
+  ``max_errors``.
 
 Checkpoint: ``{offset, line, records, rejected}`` — the byte offset and physical line of the
-next unread record, the records read and rejected so far. A kind adds its own counters.
+next unread record, the records read and rejected so far — and the kind's count of the rows
+it wrote (``CsvKind.kept``).
 """
 
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,11 +41,12 @@ from collect_api.csvio import (
 from collect_api.db import Database
 from collect_api.errors import BadCsv, Unprocessable
 from collect_api.jobs import store
+from collect_api.jobs.context import JobContext
 from collect_api.jobs.failure import JobFailure
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.progress import Progress
 from collect_api.settings import Settings
-from collect_api.storage.dataplane.client import RemoteError
+from collect_api.storage.dataplane.client import DataPlane, RemoteError
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.rejections import REJECTION
 
@@ -187,13 +193,29 @@ def first_checkpoint(params: dict[str, Any]) -> CsvCheckpoint:
     }
 
 
+# How the file was read: a checkpoint taken in one reading of it (``Staged``) holds in
+# another only if these are the same in both.
+SAME_READING = ("encoding", "_codec", "delimiter", "columns", "_data_offset", "_data_line")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Chunks written before the job was queued (an import's, while its upload arrived):
+    the parameters the file was read with, and the checkpoint after the last chunk."""
+
+    params: dict[str, Any]
+    checkpoint: CsvCheckpoint
+
+    def read_as(self, params: Mapping[str, Any]) -> bool:
+        """Whether ``params`` read the file as these chunks were read."""
+        return all(self.params[k] == params[k] for k in SAME_READING)
+
+
 @dataclass
 class Chunk:
     rows: list[list[str]]
-    # Records set aside: {line, record, column, reason, raw}.
+    # Records of another width than the header's: {line, record, column, reason, raw}.
     rejected: list[dict[str, Any]]
-    # Where the next chunk starts; the kind adds its counters and commits it with the rows.
-    checkpoint: dict[str, Any]
     parsed: RecordChunk
     # Indices in ``parsed.records`` of ``rows``; None when every record was kept.
     kept: list[int] | None
@@ -205,17 +227,14 @@ class Chunk:
         return [(self.parsed.lines[i], first + i) for i in indices]
 
 
-def _read_chunk(
-    reader: RecordReader, count: int, width: int, delimiter: str, with_lines: bool
-) -> "Chunk":
-    """Parse up to ``count`` records; split them into rows and rejections (wrong width).
-    The checkpoint is left to the caller."""
-    chunk = reader.read(count, with_lines=with_lines)
+def _read_chunk(reader: RecordReader, count: int, width: int, delimiter: str) -> "Chunk":
+    """Parse up to ``count`` records, noting their lines; split them into rows and
+    rejections (wrong width)."""
+    chunk = reader.read(count, with_lines=True)
     rows = chunk.records
     rejected: list[dict[str, Any]] = []
     kept: list[int] | None = None
     if set(map(len, rows)) - {width}:
-        chunk.lines = reader.locate(chunk)
         kept = []
         for i, record in enumerate(rows):
             if len(record) == width:
@@ -232,11 +251,12 @@ def _read_chunk(
                     )
                 )
         rows = [rows[i] for i in kept]
-    return Chunk(rows=rows, rejected=rejected, checkpoint={}, parsed=chunk, kept=kept)
+    return Chunk(rows=rows, rejected=rejected, parsed=chunk, kept=kept)
 
 
 def apply_policy(job: Job, rejected: list[dict[str, Any]], total_rejected: int) -> None:
-    """Fail the job as its ``on_error`` policy says, naming the line."""
+    """Fail the job as its ``on_error`` policy says, naming the line: ``rejected`` are a
+    chunk's bad records in file order, ``total_rejected`` the job's with them."""
     if not rejected:
         return
     if job.params["on_error"] == "abort":
@@ -257,11 +277,11 @@ def apply_policy(job: Job, rejected: list[dict[str, Any]], total_rejected: int) 
 
 
 async def read_chunks(
-    *, settings: Settings, job: Job, checkpoint: Mapping[str, Any], with_lines: bool = False
+    *, settings: Settings, job: Job, checkpoint: Mapping[str, Any]
 ) -> AsyncGenerator[Chunk, None]:
-    """The records after ``checkpoint``, a chunk at a time; use with ``contextlib.aclosing``
-    so the file is closed when the consumer stops early. ``with_lines`` notes where every
-    record starts (``Chunk.positions``); without it only rejected records are located."""
+    """The records after ``checkpoint``, a chunk at a time, each noting where its records
+    start (``Chunk.positions``); the last is ``parsed.at_end``. Use with
+    ``contextlib.aclosing`` so the file is closed when the consumer stops early."""
     p = job.params
     width = len(p["columns"])
     # Opened here, not in a thread: a cancelled to_thread(open) would leave the file open.
@@ -284,20 +304,9 @@ async def read_chunks(
                 min(settings.chunk_rows, IN_PROCESS_CHUNK_ROWS),
                 width,
                 p["delimiter"],
-                with_lines,
             )
-            parsed = chunk.parsed
-            total_rejected = checkpoint["rejected"] + len(chunk.rejected)
-            apply_policy(job, chunk.rejected, total_rejected)
-            chunk.checkpoint = checkpoint = {
-                **checkpoint,
-                "offset": parsed.next_offset,
-                "line": parsed.next_line,
-                "records": checkpoint["records"] + len(parsed.records),
-                "rejected": total_rejected,
-            }
             yield chunk
-            if parsed.at_end:
+            if chunk.parsed.at_end:
                 return
     finally:
         await asyncio.to_thread(file.close)
@@ -355,3 +364,227 @@ def csv_failures() -> Iterator[None]:
         yield
     except CsvProblem as exc:
         raise job_failure(exc) from None
+
+
+# A chunk's work in a run: from the checkpoint before it to the one after it, and whether
+# the file is read to its end.
+WriteChunk = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], bool]]]
+
+
+class CsvKind:
+    """A kind whose job reads an uploaded CSV, writes it a chunk at a time, and publishes
+    what it wrote once the whole file is read. The base owns the sequence; a kind fills in
+    the hooks.
+
+    Submission (``submit``): the kind's own form fields (``form_params``), then the upload's
+    options and header (``inspect_upload``), the header against the kind's columns
+    (``check_header``), and, in the transaction that queues the job, the kind's checks
+    against the database (``admit``).
+
+    A run (``run``): a first run commits the first checkpoint with ``begin``'s writes; then
+    every chunk from the checkpoint on (``chunks``), then ``publish`` in the transaction that
+    marks the job completed, with the result it gives. By default a chunk is read here, its
+    rows checked (``check_rows``), and written (``write_rows``) with its rejected records in
+    one chunk transaction together with its checkpoint; a kind whose chunks are written
+    elsewhere (the import's, in the data plane) gives its own ``chunks``.
+    """
+
+    name: ClassVar[str]
+    # The checkpoint's count of the rows the kind wrote, beside ``CsvCheckpoint``'s.
+    kept: ClassVar[str]
+
+    def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
+        self.settings = settings
+        self.dataplane = dataplane
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def form_params(self, upload: Upload) -> dict[str, Any]:
+        """The kind's own form fields as job parameters, checked (``Unprocessable``) before
+        the file is read."""
+        return {}
+
+    def check_header(self, header: Header) -> None:
+        """Refuse (``Unprocessable``) a file whose columns the kind cannot take."""
+
+    async def admit(
+        self,
+        conn: AsyncConnection,
+        *,
+        tenant: str,
+        job_id: str,
+        params: dict[str, Any],
+        header: Header,
+        staged: bool,
+    ) -> None:
+        """Check the job against the database, in the transaction that queues it; ``staged``
+        says whether it goes on from chunks written before (``Staged``)."""
+
+    async def begin(self, conn: AsyncConnection, job: Job) -> None:
+        """A first run's writes before its first chunk (a staging table, say)."""
+
+    def check_rows(
+        self, job: Job, rows: list[list[str]], positions: list[tuple[int, int]]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """A chunk's rows as the kind writes them, and the records it rejects
+        (``csvio.reject``, at ``positions``: ``(line, record number)`` of each row)."""
+        return rows, []
+
+    @staticmethod
+    def rejection(
+        job: Job, row: list[str], position: tuple[int, int], *, column: str, reason: str
+    ) -> dict[str, Any]:
+        """A record ``check_rows`` sets aside, at ``position`` (line, record number), as
+        ``GET /jobs/{id}/errors`` lists it."""
+        line, number = position
+        return reject(
+            row,
+            line=line,
+            number=number,
+            column=column,
+            reason=reason,
+            delimiter=job.params["delimiter"],
+        )
+
+    async def write_rows(self, conn: AsyncConnection, job: Job, rows: list[Any]) -> None:
+        """Write a chunk's checked rows, inside its chunk transaction."""
+        raise NotImplementedError
+
+    async def publish(
+        self, conn: AsyncConnection, job: Job, done: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Make the job's writes visible, in the transaction that completes it (``done``:
+        its last checkpoint); the job's result."""
+        raise NotImplementedError
+
+    def chunks(
+        self, ctx: JobContext, checkpoint: Mapping[str, Any]
+    ) -> AbstractAsyncContextManager[WriteChunk]:
+        """What writes the chunks of a run starting at ``checkpoint``, one at a time."""
+        return self._chunks_here(ctx, checkpoint)
+
+    # -- the sequence ------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        db: Database,
+        *,
+        tenant: str,
+        job_id: str,
+        request: Upload,
+        staged: Staged | None = None,
+    ) -> Job:
+        """Validate a received upload (already at ``upload_path``) and queue its job, from
+        where ``staged`` ends if it read the file as this check does."""
+        own = self.form_params(request)
+        params, header = await inspect_upload(
+            settings=self.settings, upload=request, path=upload_path(self.settings, job_id)
+        )
+        self.check_header(header)
+        checkpoint = staged.checkpoint if staged is not None and staged.read_as(params) else None
+        params = {**own, **params}
+        size = params["bytes"]
+        async with db.write() as conn:
+            await self.admit(
+                conn,
+                tenant=tenant,
+                job_id=job_id,
+                params=params,
+                header=header,
+                staged=checkpoint is not None,
+            )
+            return await store.insert_job(
+                conn,
+                job_id=job_id,
+                tenant=tenant,
+                kind=self.name,
+                params=params,
+                progress=(
+                    progress(records=0, offset=0, size=size, rate=None)
+                    if checkpoint is None
+                    else checkpoint_progress(checkpoint, size=size, rate=None)
+                ),
+                checkpoint=dict(checkpoint) if checkpoint is not None else None,
+                actor=tenant,
+            )
+
+    async def run(self, ctx: JobContext) -> None:
+        with csv_failures():
+            await self._run(ctx)
+
+    async def _run(self, ctx: JobContext) -> None:
+        job = ctx.job
+        size = int(job.params["bytes"])
+        cp: dict[str, Any]
+        if job.checkpoint is None:
+            cp = {**first_checkpoint(job.params), self.kept: 0}
+
+            async def begin(conn: AsyncConnection) -> None:
+                await self.begin(conn, job)
+
+            await ctx.chunk(
+                begin, checkpoint=cp, progress=checkpoint_progress(cp, size=size, rate=None)
+            )
+        else:
+            cp = dict(job.checkpoint)
+        async with self.chunks(ctx, cp) as write_chunk:
+            at_end = cp["offset"] >= size
+            while not at_end:
+                cp, at_end = await write_chunk(cp)
+        done = cp
+
+        async def publish(conn: AsyncConnection) -> None:
+            result = await self.publish(conn, ctx.job, done)
+            await ctx.finish(
+                conn,
+                result=result,
+                progress=checkpoint_progress(
+                    done, size=size, rate=ctx.rate(done["records"]), done=True
+                ),
+            )
+
+        await ctx.chunk(publish)
+
+    @contextlib.asynccontextmanager
+    async def _chunks_here(
+        self, ctx: JobContext, checkpoint: Mapping[str, Any]
+    ) -> AsyncIterator[WriteChunk]:
+        """Chunks read in this process, a chunk transaction each."""
+        job = ctx.job
+        size = int(job.params["bytes"])
+        source = read_chunks(settings=self.settings, job=job, checkpoint=checkpoint)
+
+        async def write_chunk(before: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+            chunk = await anext(source)
+            rows, invalid = self.check_rows(job, chunk.rows, chunk.positions())
+            rejected = sorted(chunk.rejected + invalid, key=lambda r: r["line"])
+            apply_policy(job, rejected, before["rejected"] + len(rejected))
+            parsed = chunk.parsed
+            after = {
+                **before,
+                "offset": parsed.next_offset,
+                "line": parsed.next_line,
+                "records": before["records"] + len(parsed.records),
+                "rejected": before["rejected"] + len(rejected),
+                self.kept: before[self.kept] + len(rows),
+            }
+
+            async def write(conn: AsyncConnection) -> None:
+                await self.write_rows(conn, job, rows)
+                await save_rejections(conn, job.id, rejected)
+
+            await ctx.chunk(
+                write,
+                checkpoint=after,
+                progress=checkpoint_progress(after, size=size, rate=ctx.rate(after["records"])),
+            )
+            return after, parsed.at_end
+
+        async with contextlib.aclosing(source):
+            yield write_chunk
+
+    def delete_files(self, job: Job) -> None:
+        delete_upload(self.settings, job)
+
+    async def housekeep(self, db: Database) -> None:
+        await sweep_uploads(settings=self.settings, db=db, kind=self.name)

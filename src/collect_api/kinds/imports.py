@@ -8,15 +8,18 @@ transaction that marks the job completed.
 """
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from collect_api.csvio import Header
 from collect_api.csvio.sniff import SNIFF_BYTES
 from collect_api.db import Database, raise_if_interrupted
 from collect_api.errors import Conflict, DatasetNotFound, Unprocessable
@@ -27,16 +30,15 @@ from collect_api.jobs.models import TERMINAL, Job
 from collect_api.jobs.progress import Progress
 from collect_api.kinds.csvsource import (
     CsvCheckpoint,
+    CsvKind,
+    Staged,
     Upload,
+    WriteChunk,
     checkpoint_progress,
-    csv_failures,
-    delete_upload,
     first_checkpoint,
     form_field,
     inspect_upload,
-    progress,
     remote_failure,
-    sweep_uploads,
     upload_path,
 )
 from collect_api.settings import Settings
@@ -72,9 +74,6 @@ def dataset_field(upload: Upload) -> str:
     return dataset
 
 
-# What must be the same in the reading of the first bytes and of the whole file for the
-# chunks staged from the first to stand: all of it comes from the first 64 KiB and header.
-SAME_READING = ("encoding", "_codec", "delimiter", "columns", "_data_offset", "_data_line")
 # Bytes an upload must have before its import starts: enough to sniff it as a whole file is.
 EARLY_START_BYTES = SNIFF_BYTES + 64 * 1024
 
@@ -114,15 +113,6 @@ def advanced(cp: Checkpoint, staged: dict[str, Any]) -> Checkpoint:
         "rejected": cp["rejected"] + staged["rejected"],
         "rows": cp["rows"] + staged["rows"],
     }
-
-
-@dataclass(frozen=True)
-class Staged:
-    """Chunks of an upload staged while it arrived: how the file was read, and the
-    checkpoint just after the last chunk committed."""
-
-    params: dict[str, Any]
-    checkpoint: Checkpoint
 
 
 class EarlyImport:
@@ -266,98 +256,64 @@ class EarlyImport:
                 self.staged = Staged(params=params, checkpoint=cp)
 
 
-class ImportKind:
+class ImportKind(CsvKind):
     name: ClassVar[str] = "import"
+    kept: ClassVar[str] = "rows"
 
-    def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
-        self.settings = settings
-        self.dataplane = dataplane
+    def form_params(self, upload: Upload) -> dict[str, Any]:
+        return {
+            "dataset": dataset_field(upload),
+            "mode": form_field(upload, "mode", "create", MODES),
+        }
 
-    async def submit(
+    async def admit(
         self,
-        db: Database,
+        conn: AsyncConnection,
         *,
         tenant: str,
         job_id: str,
-        request: Upload,
-        early: "EarlyImport | None" = None,
-    ) -> Job:
-        """Validate a received upload (already at ``upload_path``) and queue its import job,
-        from where ``early`` (the chunks staged while it arrived) ends, if it read the file as
-        this check does."""
-        upload = request
-        settings = self.settings
-        dataset = dataset_field(upload)
-        mode = form_field(upload, "mode", "create", MODES)
-        params, header = await inspect_upload(
-            settings=settings, upload=upload, path=upload_path(settings, job_id)
-        )
-        checkpoint = None
-        staged = early.staged if early is not None else None
-        if staged is not None and all(staged.params[k] == params[k] for k in SAME_READING):
-            checkpoint = staged.checkpoint
-        async with db.write() as conn:
-            existing = await datasets.find_dataset(conn, tenant=tenant, name=dataset)
-            if mode == "create" and existing is not None:
-                raise Conflict(
-                    f"dataset {dataset!r} already exists; use mode=append to add rows or "
-                    "mode=replace to replace it",
-                    dataset=dataset,
-                )
-            if mode == "append":
-                if existing is None:
-                    raise DatasetNotFound(dataset)
-                missing = [c for c in existing.columns if c not in header.columns]
-                extra = [c for c in header.columns if c not in existing.columns]
-                if missing or extra:
-                    raise Unprocessable(
-                        f"the file's columns do not match dataset {dataset!r}: missing {missing}, "
-                        f"extra {extra}",
-                        missing=missing,
-                        extra=extra,
-                    )
-            if early is not None and early.table and checkpoint is None:  # begin again
-                await datasets.drop_table(conn, datasets.stage_table(job_id))
-            return await store.insert_job(
-                conn,
-                job_id=job_id,
-                tenant=tenant,
-                kind=self.name,
-                params={"dataset": dataset, "mode": mode, **params},
-                progress=(
-                    progress(records=0, offset=0, size=params["bytes"], rate=None)
-                    if checkpoint is None
-                    else checkpoint_progress(checkpoint, size=params["bytes"], rate=None)
-                ),
-                checkpoint=checkpoint,
-                actor=tenant,
+        params: dict[str, Any],
+        header: Header,
+        staged: bool,
+    ) -> None:
+        dataset, mode = params["dataset"], params["mode"]
+        existing = await datasets.find_dataset(conn, tenant=tenant, name=dataset)
+        if mode == "create" and existing is not None:
+            raise Conflict(
+                f"dataset {dataset!r} already exists; use mode=append to add rows or "
+                "mode=replace to replace it",
+                dataset=dataset,
             )
+        if mode == "append":
+            if existing is None:
+                raise DatasetNotFound(dataset)
+            missing = [c for c in existing.columns if c not in header.columns]
+            extra = [c for c in header.columns if c not in existing.columns]
+            if missing or extra:
+                raise Unprocessable(
+                    f"the file's columns do not match dataset {dataset!r}: missing {missing}, "
+                    f"extra {extra}",
+                    missing=missing,
+                    extra=extra,
+                )
+        if not staged:  # what the upload staged as it arrived, if anything, was read otherwise
+            await datasets.drop_table(conn, datasets.stage_table(job_id))
 
-    async def run(self, ctx: JobContext) -> None:
-        with csv_failures():
-            await self._run(ctx)
+    async def begin(self, conn: AsyncConnection, job: Job) -> None:
+        await datasets.create_table(conn, datasets.stage_table(job.id), len(job.params["columns"]))
 
-    async def _run(self, ctx: JobContext) -> None:
+    @contextlib.asynccontextmanager
+    async def chunks(
+        self, ctx: JobContext, checkpoint: Mapping[str, Any]
+    ) -> AsyncIterator[WriteChunk]:
+        """Chunks read and written by the data plane's worker, each committed there with
+        the checkpoint statement that covers it."""
         job = ctx.job
         p = job.params
-        width = len(p["columns"])
-        stage = datasets.stage_table(job.id)
         size = int(p["bytes"])
-        cp: Checkpoint
-        if job.checkpoint is not None:
-            cp = cast(Checkpoint, job.checkpoint)
-        else:
-            start: Checkpoint = {**first_checkpoint(p), "rows": 0}
-            cp = start
-
-            async def create_stage(conn: AsyncConnection) -> None:
-                await datasets.create_table(conn, stage, width)
-
-            await ctx.chunk(
-                create_stage,
-                checkpoint=start,
-                progress=progress(records=0, offset=start["offset"], size=size, rate=None),
-            )
+        spent = {"chunks": 0, "read": 0.0, "write": 0.0, "commit": 0.0}
+        started, records_before = time.monotonic(), checkpoint["records"]
+        reached = dict(checkpoint)
         try:
             async with open_feed(
                 self.dataplane,
@@ -366,95 +322,84 @@ class ImportKind:
                 params=p,
                 path=upload_path(self.settings, job.id),
             ) as feed:
-                at_end = cp["offset"] >= size
-                spent = {"chunks": 0, "read": 0.0, "write": 0.0, "commit": 0.0}
-                started, records_before = time.monotonic(), cp["records"]
-                while not at_end:
-                    before = cp
 
-                    async def chunk(
-                        before: Checkpoint = before,
-                    ) -> tuple[Checkpoint, Progress, bool, bool]:
-                        staged = await feed.stage(**stage_options(self.settings, p, before))
-                        after = advanced(before, staged)
-                        shown = checkpoint_progress(
-                            after, size=size, rate=ctx.rate(after["records"])
-                        )
-                        statement = ctx.checkpoint_statement(checkpoint=after, progress=shown)
-                        committing = time.monotonic()
-                        try:
-                            raise_if_interrupted()
-                            applied = await feed.commit(*statement)
-                        except BaseException:
-                            await feed.rollback()
-                            raise
-                        spent["chunks"] += 1
-                        spent["read"] += staged["read_s"]
-                        spent["write"] += staged["write_s"]
-                        spent["commit"] += time.monotonic() - committing
-                        return after, shown, applied, staged["at_end"]
+                async def chunk(before: Checkpoint) -> tuple[Checkpoint, Progress, bool, bool]:
+                    staged = await feed.stage(**stage_options(self.settings, p, before))
+                    after = advanced(before, staged)
+                    shown = checkpoint_progress(after, size=size, rate=ctx.rate(after["records"]))
+                    statement = ctx.checkpoint_statement(checkpoint=after, progress=shown)
+                    committing = time.monotonic()
+                    try:
+                        raise_if_interrupted()
+                        applied = await feed.commit(*statement)
+                    except BaseException:
+                        await feed.rollback()
+                        raise
+                    spent["chunks"] += 1
+                    spent["read"] += staged["read_s"]
+                    spent["write"] += staged["write_s"]
+                    spent["commit"] += time.monotonic() - committing
+                    return after, shown, applied, staged["at_end"]
 
-                    cp, shown, applied, at_end = await ctx.step(chunk, interrupt=feed.interrupt)
+                async def write_chunk(before: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+                    after, shown, applied, at_end = await ctx.step(
+                        functools.partial(chunk, cast(Checkpoint, before)),
+                        interrupt=feed.interrupt,
+                    )
                     if not applied:
                         await ctx.refused()
-                    ctx.saved(checkpoint=cp, progress=shown)
-                log.info(
-                    "job %s read %d records in %d chunks in %.2f s: reading %.2f s, writing "
-                    "%.2f s, committing %.2f s",
-                    job.id,
-                    cp["records"] - records_before,
-                    spent["chunks"],
-                    time.monotonic() - started,
-                    spent["read"],
-                    spent["write"],
-                    spent["commit"],
-                )
+                    ctx.saved(checkpoint=after, progress=shown)
+                    reached.update(after)
+                    return dict(after), at_end
+
+                yield write_chunk
         except RemoteError as exc:
             raise remote_failure(exc) from None
         except WorkerDied as exc:
             raise RunLost(str(exc)) from None
-        done = cp
+        log.info(
+            "job %s read %d records in %d chunks in %.2f s: reading %.2f s, writing "
+            "%.2f s, committing %.2f s",
+            job.id,
+            reached["records"] - records_before,
+            spent["chunks"],
+            time.monotonic() - started,
+            spent["read"],
+            spent["write"],
+            spent["commit"],
+        )
 
-        async def publish(conn: AsyncConnection) -> None:
-            try:
-                dataset = await datasets.publish_import(
-                    conn,
-                    tenant=job.tenant,
-                    name=p["dataset"],
-                    mode=p["mode"],
-                    job_id=job.id,
-                    columns=p["columns"],
-                    staged_rows=done["rows"],
-                )
-            except datasets.PublishConflict as exc:
-                raise JobFailure(str(exc), code="dataset_changed") from None
-            result: dict[str, Any] = {
-                "dataset": dataset.name,
-                "rows_imported": done["rows"],
-                "rows_rejected": done["rejected"],
-                "dataset_rows": dataset.row_count,
-                "columns": p["columns"],
-            }
-            await ctx.finish(
+    async def publish(
+        self, conn: AsyncConnection, job: Job, done: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        p = job.params
+        try:
+            dataset = await datasets.publish_import(
                 conn,
-                result=result,
-                progress=checkpoint_progress(
-                    done, size=size, rate=ctx.rate(done["records"]), done=True
-                ),
+                tenant=job.tenant,
+                name=p["dataset"],
+                mode=p["mode"],
+                job_id=job.id,
+                columns=p["columns"],
+                staged_rows=done["rows"],
             )
-
-        await ctx.chunk(publish)
+        except datasets.PublishConflict as exc:
+            raise JobFailure(str(exc), code="dataset_changed") from None
+        return {
+            "dataset": dataset.name,
+            "rows_imported": done["rows"],
+            "rows_rejected": done["rejected"],
+            "dataset_rows": dataset.row_count,
+            "columns": p["columns"],
+        }
 
     async def undo_writes(self, conn: AsyncConnection, job: Job) -> None:
         await datasets.drop_table(conn, datasets.stage_table(job.id))
 
-    def delete_files(self, job: Job) -> None:
-        delete_upload(self.settings, job)
-
     async def housekeep(self, db: Database) -> None:
         """Uploads no job needs, and staging tables of finished jobs: an end recorded while
         the disk was full leaves its rollback to this."""
-        await sweep_uploads(settings=self.settings, db=db, kind=self.name)
+        await super().housekeep(db)
         async with db.read() as conn:
             staged = await datasets.stage_tables(conn)
             jobs = await store.jobs_by_id(conn, ids=list(staged))

@@ -9,36 +9,19 @@ Checkpoint: ``csvsource``'s plus ``staged``, the memberships staged so far. What
 adds is counted when it publishes, so its result says what became visible.
 """
 
-import contextlib
 import re
-from typing import Any, ClassVar, cast
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from collect_api.csvio import reject
+from collect_api.csvio import Header
 from collect_api.db import Database
 from collect_api.errors import Unprocessable
 from collect_api.jobs import store
-from collect_api.jobs.context import JobContext
 from collect_api.jobs.models import TERMINAL, Job
-from collect_api.kinds.csvsource import (
-    CsvCheckpoint,
-    Upload,
-    apply_policy,
-    checkpoint_progress,
-    csv_failures,
-    delete_upload,
-    first_checkpoint,
-    inspect_upload,
-    progress,
-    read_chunks,
-    save_rejections,
-    sweep_uploads,
-    upload_path,
-)
-from collect_api.settings import Settings
+from collect_api.kinds.csvsource import CsvCheckpoint, CsvKind
 from collect_api.storage import teams
-from collect_api.storage.dataplane.client import DataPlane
 
 
 class Checkpoint(CsvCheckpoint):
@@ -62,7 +45,7 @@ def _memberships(
     name_at = at.get("member_name")
     valid: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    for row, (line, number) in zip(rows, positions, strict=True):
+    for row, position in zip(rows, positions, strict=True):
         team = " ".join(row[at["team"]].split())
         email = row[at["member_email"]].strip()
         role = row[at["role"]].strip().lower()
@@ -75,14 +58,7 @@ def _memberships(
             problem = ("role", f"role {row[at['role']]!r} is not lead or member")
         if problem is not None:
             rejected.append(
-                reject(
-                    row,
-                    line=line,
-                    number=number,
-                    column=problem[0],
-                    reason=problem[1],
-                    delimiter=p["delimiter"],
-                )
+                CsvKind.rejection(job, row, position, column=problem[0], reason=problem[1])
             )
             continue
         name = row[name_at].strip() if name_at is not None else ""
@@ -90,17 +66,11 @@ def _memberships(
     return valid, rejected
 
 
-class TeamsKind:
+class TeamsKind(CsvKind):
     name: ClassVar[str] = "teams"
+    kept: ClassVar[str] = "staged"
 
-    def __init__(self, settings: Settings, dataplane: DataPlane) -> None:
-        self.settings = settings
-
-    async def submit(self, db: Database, *, tenant: str, job_id: str, request: Upload) -> Job:
-        """Validate a received upload (already at ``upload_path``) and queue its job."""
-        params, header = await inspect_upload(
-            settings=self.settings, upload=request, path=upload_path(self.settings, job_id)
-        )
+    def check_header(self, header: Header) -> None:
         missing = [c for c in REQUIRED if c not in header.columns]
         extra = [c for c in header.columns if c not in REQUIRED + OPTIONAL]
         if missing or extra:
@@ -110,86 +80,31 @@ class TeamsKind:
                 missing=missing,
                 extra=extra,
             )
-        async with db.write() as conn:
-            return await store.insert_job(
-                conn,
-                job_id=job_id,
-                tenant=tenant,
-                kind=self.name,
-                params=params,
-                progress=progress(records=0, offset=0, size=params["bytes"], rate=None),
-                actor=tenant,
-            )
 
-    async def run(self, ctx: JobContext) -> None:
-        with csv_failures():
-            await self._run(ctx)
+    def check_rows(
+        self, job: Job, rows: list[list[str]], positions: list[tuple[int, int]]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        return _memberships(job, rows, positions)
 
-    async def _run(self, ctx: JobContext) -> None:
-        job = ctx.job
-        size = int(job.params["bytes"])
-        cp: Checkpoint = (
-            cast(Checkpoint, job.checkpoint)
-            if job.checkpoint
-            else {**first_checkpoint(job.params), "staged": 0}
-        )
-        chunks = read_chunks(settings=self.settings, job=job, checkpoint=cp, with_lines=True)
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                members, invalid = _memberships(job, chunk.rows, chunk.positions())
-                apply_policy(job, invalid, chunk.checkpoint["rejected"] + len(invalid))
-                rejected = chunk.rejected + invalid
-                read = chunk.checkpoint
-                cp = {
-                    "offset": read["offset"],
-                    "line": read["line"],
-                    "records": read["records"],
-                    "rejected": read["rejected"] + len(invalid),
-                    "staged": cp["staged"] + len(members),
-                }
+    async def write_rows(self, conn: AsyncConnection, job: Job, rows: list[Any]) -> None:
+        await teams.stage_members(conn, tenant=job.tenant, job_id=job.id, members=rows)
 
-                async def write(
-                    conn: AsyncConnection,
-                    members: list[dict[str, Any]] = members,
-                    rejected: list[dict[str, Any]] = rejected,
-                ) -> None:
-                    await teams.stage_members(
-                        conn, tenant=job.tenant, job_id=job.id, members=members
-                    )
-                    await save_rejections(conn, job.id, rejected)
-
-                await ctx.chunk(
-                    write,
-                    checkpoint=cp,
-                    progress=checkpoint_progress(cp, size=size, rate=ctx.rate(cp["records"])),
-                )
-        done = cp
-
-        async def publish(conn: AsyncConnection) -> None:
-            created, added, staged = await teams.publish_teams(conn, job_id=job.id)
-            await ctx.finish(
-                conn,
-                result={
-                    "teams_created": created,
-                    "members_added": added,
-                    "members_already_present": staged - added,
-                    "rows_rejected": done["rejected"],
-                },
-                progress=checkpoint_progress(
-                    done, size=size, rate=ctx.rate(done["records"]), done=True
-                ),
-            )
-
-        await ctx.chunk(publish)
+    async def publish(
+        self, conn: AsyncConnection, job: Job, done: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        created, added, staged = await teams.publish_teams(conn, job_id=job.id)
+        return {
+            "teams_created": created,
+            "members_added": added,
+            "members_already_present": staged - added,
+            "rows_rejected": done["rejected"],
+        }
 
     async def undo_writes(self, conn: AsyncConnection, job: Job) -> None:
         await teams.discard_teams(conn, job_ids=[job.id])
 
-    def delete_files(self, job: Job) -> None:
-        delete_upload(self.settings, job)
-
     async def housekeep(self, db: Database) -> None:
-        await sweep_uploads(settings=self.settings, db=db, kind=self.name)
+        await super().housekeep(db)
         # Memberships staged by jobs that are final: left when their end had no room to
         # undo them.
         async with db.write() as conn:
