@@ -27,6 +27,8 @@ async def test_a_resume_in_the_same_process_goes_on_in_the_same_task(tmp_path: P
         task = services.supervisor._running[job["id"]]
         paused = (await client.post(f"/jobs/{job['id']}/pause")).json()
         assert paused["state"] == "paused"
+        # The run answers with the job as it recorded the pause: the row says the same.
+        assert (await client.get(f"/jobs/{job['id']}")).json() == paused
         await asyncio.sleep(0.1)
         assert services.supervisor.parks(job["id"]) and not task.done()
         assert services.supervisor.running == 0  # a parked job takes no run slot
