@@ -47,6 +47,18 @@ async def test_import_is_exact_across_many_random_pauses(
 ) -> None:
     rng = random.Random(1)
     job = await start_import(client, nasty_csv, "responses")
+    # The request as the job shows it; how the file is read is the job's own, not shown.
+    assert set(job["params"]) == {
+        "dataset",
+        "mode",
+        "on_error",
+        "max_errors",
+        "encoding",
+        "delimiter",
+        "filename",
+        "columns",
+        "bytes",
+    }
     pauses = 0
     last_done = 0
     while True:

@@ -7,6 +7,7 @@ test on the local server (``COLLECT_TEST_POSTGRES_URL``, by default the ``postgr
 """
 
 import asyncio
+import json
 import os
 import secrets
 import sqlite3
@@ -16,13 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, make_url
@@ -30,7 +31,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from collect_api import migrations
-from collect_api.db import Database
 from collect_api.ids import new_job_id
 from collect_api.jobs.progress import Progress
 from collect_api.jobs.store import insert_job
@@ -127,35 +127,61 @@ async def test_the_migrations_build_the_schema_the_models_declare(tmp_path: Path
     assert [(d[0], d[2], d[3].name) for d in found] == [("add_column", "job", "note")]
 
 
-async def _create_all_as_before(url: str) -> SimpleNamespace:
-    """The start-up of releases before migrations: the tables, and no revision."""
-    db = Database(url)
+async def _as_before_migrations(url: str) -> None:
+    """Make the database at ``url``, at the newest revision, what releases before migrations
+    left: the baseline's tables with every row, brought back by the revisions' downgrades,
+    and no revision recorded."""
+    engine = create_async_engine(url)
     try:
-        async with db.write() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
+        async with engine.begin() as conn:
+            await conn.run_sync(
+                lambda c: command.downgrade(migrations.alembic_config(c), migrations.BASELINE)
+            )
+            await conn.exec_driver_sql("DROP TABLE alembic_version")
     finally:
-        await db.dispose()
-    return SimpleNamespace(describe=lambda: "tables made by create_all")
+        await engine.dispose()
+
+
+async def _baseline_without_revision(url: str) -> None:
+    await migrations.upgrade(url)
+    await _as_before_migrations(url)
+
+
+def _params_and_private(path: Path, job_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    with sqlite3.connect(path) as conn:
+        columns = [c[1] for c in conn.execute("PRAGMA table_info(job)")]
+        found = conn.execute(
+            "SELECT params, "
+            + ("private" if "private" in columns else "NULL")
+            + " FROM job WHERE id = ?",
+            (job_id,),
+        ).fetchone()
+    return json.loads(found[0]), json.loads(found[1]) if found[1] is not None else None
 
 
 async def test_a_database_made_before_migrations_upgrades_in_place_and_is_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "collect.db"
-    # The service as it ran before migrations: jobs, history, a dataset, teams.
-    monkeypatch.setattr(migrations, "upgrade", _create_all_as_before)
+    # The service's data as releases before migrations kept it: jobs and their history, a
+    # dataset, teams, and a paused import whose file's reading was kept among its params.
     async with app_client(make_settings(tmp_path)) as http:
         imported = await start_import(http, SAMPLE / "responses.csv", "responses")
         await wait_for(http, imported["id"], {"completed"})
         teams = await start_teams(http, (SAMPLE / "teams.csv").read_bytes())
         await wait_for(http, teams["id"], {"completed"})
+        later = await start_import(http, SAMPLE / "responses.csv", "later")
+        assert (await http.post(f"/jobs/{later['id']}/pause")).json()["state"] == "paused"
         jobs_before = (await http.get("/jobs")).json()["items"]
         history_before = (await http.get(f"/jobs/{imported['id']}/history")).json()
         rows_before = await dataset_rows(http, "responses")
         teams_before = await all_teams(http)
-    monkeypatch.undo()
+    await _as_before_migrations(sqlite_url(path))
     assert "alembic_version" not in tables(path)
-    assert len(jobs_before) == 2 and len(rows_before[1]) == 1000 and teams_before
+    assert len(jobs_before) == 3 and len(rows_before[1]) == 1000 and teams_before
+    params, private = _params_and_private(path, later["id"])
+    assert private is None
+    assert {"_codec", "_data_offset", "_data_line"} <= params.keys()
 
     server = ServerProcess(tmp_path).start()
     try:
@@ -165,6 +191,10 @@ async def test_a_database_made_before_migrations_upgrades_in_place_and_is_served
             assert history == history_before
             assert await dataset_rows(http, "responses") == rows_before
             assert await all_teams(http) == teams_before
+            # The paused import reads its file as before: it goes on to the same rows.
+            await http.post(f"/jobs/{later['id']}/resume")
+            await wait_for(http, later["id"], {"completed"})
+            assert (await dataset_rows(http, "later"))[1] == rows_before[1]
             # And it goes on working: a new job writes beside the old ones.
             appended = await start_import(
                 http, SAMPLE / "responses.csv", "responses", mode="append"
@@ -176,13 +206,16 @@ async def test_a_database_made_before_migrations_upgrades_in_place_and_is_served
     assert "stamped at revision" in server.log.read_text()
     assert revision(path) == [HEAD]
     assert sqlite_differences(path) == []
+    params, private = _params_and_private(path, later["id"])
+    assert not [k for k in params if k.startswith("_")]
+    assert private is not None and {"codec", "data_offset", "data_line"} <= private.keys()
 
 
 async def test_a_database_with_only_some_of_the_tables_is_refused_unchanged(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "collect.db"
-    await _create_all_as_before(sqlite_url(path))
+    await _baseline_without_revision(sqlite_url(path))
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE team_stage")
         conn.execute("ALTER TABLE job DROP COLUMN checkpoint")
@@ -200,7 +233,7 @@ async def test_rows_that_refer_to_no_row_stop_the_migration_unchanged(tmp_path: 
     # Foreign keys are off on the migrating connection, so that rebuilding a table cannot
     # delete rows by cascade; they are checked before the commit instead.
     path = tmp_path / "collect.db"
-    await _create_all_as_before(sqlite_url(path))
+    await _baseline_without_revision(sqlite_url(path))
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO job_rejection (job_id, reason, raw) VALUES ('gone', 'x', '')")
     with pytest.raises(migrations.SchemaMismatch, match="rows of job_rejection refer"):
@@ -321,24 +354,44 @@ async def test_postgresql_a_database_made_before_migrations_is_stamped(postgres_
     engine = create_async_engine(postgres_url)
     job_id = new_job_id()
     try:
+        await migrations.upgrade(postgres_url)
         async with engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
             await insert_job(
                 conn,
                 job_id=job_id,
                 tenant="default",
-                kind="export",
-                params={"dataset": "responses"},
-                progress=Progress(done=0, total=None, percent=0, unit="rows"),
+                kind="import",
+                params={"dataset": "responses", "encoding": "utf-8"},
+                private={"codec": "utf-8-sig", "data_offset": 17, "data_line": 2},
+                progress=Progress(done=0, total=None, percent=0, unit="records"),
                 actor="default",
             )
+        await _as_before_migrations(postgres_url)
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(lambda c: sa.inspect(c).get_columns("job"))
+            (before,) = (await conn.exec_driver_sql("SELECT params FROM job")).scalars()
+        assert "private" not in {c["name"] for c in columns}
+        assert before == {
+            "dataset": "responses",
+            "encoding": "utf-8",
+            "_codec": "utf-8-sig",
+            "_data_offset": 17,
+            "_data_line": 2,
+        }
         migration = await migrations.upgrade(postgres_url)
         assert (migration.before, migration.after, migration.stamped) == (None, HEAD, True)
         async with engine.connect() as conn:
-            kept = (await conn.exec_driver_sql("SELECT id, state FROM job")).all()
+            kept = (await conn.exec_driver_sql("SELECT id, state, params, private FROM job")).all()
             history = (await conn.exec_driver_sql("SELECT count(*) FROM job_history")).scalar()
     finally:
         await engine.dispose()
-    assert [tuple(row) for row in kept] == [(job_id, "queued")]
+    assert [tuple(row) for row in kept] == [
+        (
+            job_id,
+            "queued",
+            {"dataset": "responses", "encoding": "utf-8"},
+            {"codec": "utf-8-sig", "data_offset": 17, "data_line": 2},
+        )
+    ]
     assert history == 1
     assert await postgres_differences(postgres_url) == []

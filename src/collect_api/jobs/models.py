@@ -8,7 +8,7 @@ boundary between two committed chunks). Terminal states are final, forever.
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 
@@ -67,7 +67,13 @@ class Job(SQLModel, table=True):
     tenant: str
     kind: str
     state: str
+    # What the API shows of the request; ``private``: what the kind keeps for itself about
+    # the job (how its file was read, say), never shown.
     params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    private: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default=text("'{}'")),
+    )
     progress: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

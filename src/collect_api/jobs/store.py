@@ -32,17 +32,15 @@ log = logging.getLogger("collect.jobs")
 JOB = Job.__table__  # type: ignore[attr-defined]
 HISTORY = JobHistory.__table__  # type: ignore[attr-defined]
 
+
 # Parameters a kind keeps for itself (file paths and the like), never shown to users.
-PRIVATE_PARAM_PREFIX = "_"
-
-
 def job_document(job: Job) -> dict[str, Any]:
     """The job as the API shows it: ``GET /jobs/{id}``, SSE data, history snapshots."""
     return {
         "id": job.id,
         "kind": job.kind,
         "state": job.state,
-        "params": {k: v for k, v in job.params.items() if not k.startswith(PRIVATE_PARAM_PREFIX)},
+        "params": job.params,
         "progress": _progress_as_shown(job),
         "result": job.result,
         "error": job.error,
@@ -214,6 +212,7 @@ async def insert_job(
     params: dict[str, Any],
     progress: Progress,
     actor: str,
+    private: Mapping[str, Any] | None = None,
     checkpoint: Mapping[str, Any] | None = None,
 ) -> Job:
     rev = await next_rev(conn)
@@ -224,6 +223,7 @@ async def insert_job(
         kind=kind,
         state=JobState.QUEUED,
         params=params,
+        private=dict(private or {}),
         progress=progress.document(),
         checkpoint=dict(checkpoint) if checkpoint is not None else None,
         queue_seq=rev,

@@ -109,10 +109,24 @@ def form_field(upload: Upload, name: str, default: str, allowed: tuple[str, ...]
     return value
 
 
-async def inspect_upload(
-    *, settings: Settings, upload: Upload, path: Path
-) -> tuple[dict[str, Any], Header]:
-    """The job parameters an uploaded CSV gives, and its header; 4xx if it cannot be read."""
+@dataclass(frozen=True)
+class Reading:
+    """How an uploaded CSV is read: the job parameters it gives (shown by the API), the
+    kind's private ones (the codec, and where the records start), and its header."""
+
+    params: dict[str, Any]
+    private: dict[str, Any]
+    header: Header
+
+    def same_as(self, other: "Reading") -> bool:
+        """Whether both read the file alike, so that a checkpoint of one holds in the other."""
+        return self.private == other.private and all(
+            self.params[k] == other.params[k] for k in ("encoding", "delimiter", "columns")
+        )
+
+
+async def inspect_upload(*, settings: Settings, upload: Upload, path: Path) -> Reading:
+    """How an uploaded CSV is read (``Reading``); 4xx if it cannot be read."""
     if not upload.received_file:
         raise Unprocessable(
             "the form has no 'file' part; attach the CSV as file (curl: -F file=@data.csv)",
@@ -149,11 +163,9 @@ async def inspect_upload(
         "filename": upload.filename,
         "columns": header.columns,
         "bytes": size,
-        "_codec": encoding.codec,
-        "_data_offset": header.offset,
-        "_data_line": header.line,
     }
-    return params, header
+    private = {"codec": encoding.codec, "data_offset": header.offset, "data_line": header.line}
+    return Reading(params=params, private=private, header=header)
 
 
 def _read_header(
@@ -183,32 +195,24 @@ class CsvCheckpoint(TypedDict):
     rejected: int
 
 
-def first_checkpoint(params: dict[str, Any]) -> CsvCheckpoint:
-    """The checkpoint before the first record."""
+def first_checkpoint(private: Mapping[str, Any]) -> CsvCheckpoint:
+    """The checkpoint before the first record (``private``: the job's, as ``Reading`` has
+    them)."""
     return {
-        "offset": params["_data_offset"],
-        "line": params["_data_line"],
+        "offset": private["data_offset"],
+        "line": private["data_line"],
         "records": 0,
         "rejected": 0,
     }
 
 
-# How the file was read: a checkpoint taken in one reading of it (``Staged``) holds in
-# another only if these are the same in both.
-SAME_READING = ("encoding", "_codec", "delimiter", "columns", "_data_offset", "_data_line")
-
-
 @dataclass(frozen=True)
 class Staged:
     """Chunks written before the job was queued (an import's, while its upload arrived):
-    the parameters the file was read with, and the checkpoint after the last chunk."""
+    how the file was read for them, and the checkpoint after the last chunk."""
 
-    params: dict[str, Any]
+    reading: Reading
     checkpoint: CsvCheckpoint
-
-    def read_as(self, params: Mapping[str, Any]) -> bool:
-        """Whether ``params`` read the file as these chunks were read."""
-        return all(self.params[k] == params[k] for k in SAME_READING)
 
 
 @dataclass
@@ -289,7 +293,7 @@ async def read_chunks(
     try:
         reader = RecordReader(
             file,
-            encoding=Encoding(p["encoding"], p["_codec"], 0),
+            encoding=Encoding(p["encoding"], job.private["codec"], 0),
             delimiter=p["delimiter"],
             offset=checkpoint["offset"],
             line=checkpoint["line"],
@@ -477,12 +481,15 @@ class CsvKind:
         """Validate a received upload (already at ``upload_path``) and queue its job, from
         where ``staged`` ends if it read the file as this check does."""
         own = self.form_params(request)
-        params, header = await inspect_upload(
+        reading = await inspect_upload(
             settings=self.settings, upload=request, path=upload_path(self.settings, job_id)
         )
+        header = reading.header
         self.check_header(header)
-        checkpoint = staged.checkpoint if staged is not None and staged.read_as(params) else None
-        params = {**own, **params}
+        checkpoint = None
+        if staged is not None and staged.reading.same_as(reading):
+            checkpoint = staged.checkpoint
+        params = {**own, **reading.params}
         size = params["bytes"]
         async with db.write() as conn:
             await self.admit(
@@ -499,6 +506,7 @@ class CsvKind:
                 tenant=tenant,
                 kind=self.name,
                 params=params,
+                private=reading.private,
                 progress=(
                     progress(records=0, offset=0, size=size, rate=None)
                     if checkpoint is None
@@ -517,7 +525,7 @@ class CsvKind:
         size = int(job.params["bytes"])
         cp: dict[str, Any]
         if job.checkpoint is None:
-            cp = {**first_checkpoint(job.params), self.kept: 0}
+            cp = {**first_checkpoint(job.private), self.kept: 0}
 
             async def begin(conn: AsyncConnection) -> None:
                 await self.begin(conn, job)

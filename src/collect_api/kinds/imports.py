@@ -79,15 +79,22 @@ EARLY_START_BYTES = SNIFF_BYTES + 64 * 1024
 
 
 def open_feed(
-    dataplane: DataPlane, settings: Settings, *, job_id: str, params: dict[str, Any], path: Path
+    dataplane: DataPlane,
+    settings: Settings,
+    *,
+    job_id: str,
+    params: Mapping[str, Any],
+    private: Mapping[str, Any],
+    path: Path,
 ) -> AbstractAsyncContextManager[ImportFeed]:
-    """The data plane's session that stages the upload at ``path`` for job ``job_id``."""
+    """The data plane's session that stages the upload at ``path`` for job ``job_id``, read
+    as the job's ``params`` and ``private`` say."""
     return dataplane.import_session(
         upload=str(path),
         stage_table=datasets.stage_table(job_id),
         rejection_table=str(REJECTION.name),  # a quoted_name: plain values only cross
         job_id=job_id,
-        encoding=(params["encoding"], params["_codec"]),
+        encoding=(params["encoding"], private["codec"]),
         delimiter=params["delimiter"],
         columns=params["columns"],
         max_field_bytes=settings.max_field_bytes,
@@ -220,16 +227,20 @@ class EarlyImport:
         if not await self._arrived(EARLY_START_BYTES - 1):
             return
         upload = Upload(fields=fields, received_file=True)
-        params, _header = await inspect_upload(
-            settings=self._settings, upload=upload, path=self._path
-        )
+        reading = await inspect_upload(settings=self._settings, upload=upload, path=self._path)
+        params = reading.params
         stage = datasets.stage_table(self._job_id)
         async with self._db.write() as conn:
             await datasets.create_table(conn, stage, len(params["columns"]))
         self.table = True
-        cp: Checkpoint = {**first_checkpoint(params), "rows": 0}
+        cp: Checkpoint = {**first_checkpoint(reading.private), "rows": 0}
         async with open_feed(
-            self._dataplane, self._settings, job_id=self._job_id, params=params, path=self._path
+            self._dataplane,
+            self._settings,
+            job_id=self._job_id,
+            params=params,
+            private=reading.private,
+            path=self._path,
         ) as feed:
             self._feed = feed
             while not self._whole:
@@ -253,7 +264,7 @@ class EarlyImport:
                     raise
                 assert committed
                 cp = advanced(cp, staged)
-                self.staged = Staged(params=params, checkpoint=cp)
+                self.staged = Staged(reading=reading, checkpoint=cp)
 
 
 class ImportKind(CsvKind):
@@ -320,6 +331,7 @@ class ImportKind(CsvKind):
                 self.settings,
                 job_id=job.id,
                 params=p,
+                private=job.private,
                 path=upload_path(self.settings, job.id),
             ) as feed:
 
