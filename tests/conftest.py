@@ -1,6 +1,13 @@
-"""Fixtures: a real SQLite file per test, the app in-process, or a real uvicorn process."""
+"""Fixtures: a real SQLite file per test, or a new PostgreSQL database per test; the app
+in-process, or a real uvicorn process.
+
+PostgreSQL is the local server (``COLLECT_TEST_POSTGRES_URL``, by default the ``postgres``
+user on 127.0.0.1:5432); its cases are skipped when it cannot be reached, and fail when
+``CI`` is set.
+"""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -10,9 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy.engine import make_url
 
 from collect_api.api.deps import Services
 from collect_api.app import create_app
@@ -28,6 +37,47 @@ from tests.helpers import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get(
+    "COLLECT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ("sqlite", "postgresql")
+
+
+@asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped on leaving."""
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+    name = f"collect_test_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for the test."""
+    async with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The test's database on each backend in turn: a new SQLite file, or a new PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'collect.db'}"
+    else:
+        async with fresh_postgres() as url:
+            yield url
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -45,11 +95,36 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``backends`` (a module's ``pytestmark``, say) runs on each backend in
+    turn, through the ``backend`` fixture that ``settings`` and ``database`` depend on."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings for a test; ``@pytest.mark.settings(name=value)`` overrides them."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite``, or each backend in turn for a test marked ``backends``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of the test's database: a new SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'collect.db'}"
+    else:
+        async with fresh_postgres() as url:
+            yield url
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> Settings:
+    """Settings for a test, on its ``database``; ``@pytest.mark.settings(name=value)``
+    overrides them."""
     marker = request.node.get_closest_marker("settings")
-    return make_settings(tmp_path, **(marker.kwargs if marker else {}))
+    overrides = {"database_url": database, **(marker.kwargs if marker else {})}
+    return make_settings(tmp_path, **overrides)
 
 
 @asynccontextmanager
@@ -110,14 +185,17 @@ def free_port() -> int:
 class ServerProcess:
     """``collect serve`` in a subprocess, against a data dir and database of the test's."""
 
-    def __init__(self, tmp_path: Path, *, workers: int = 1, **env: str) -> None:
+    def __init__(
+        self, tmp_path: Path, *, workers: int = 1, database_url: str | None = None, **env: str
+    ) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.env = {
             **os.environ,
-            "COLLECT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'collect.db'}",
+            "COLLECT_DATABASE_URL": database_url
+            or f"sqlite+aiosqlite:///{tmp_path / 'collect.db'}",
             "COLLECT_DATA_DIR": str(tmp_path / "data"),
             "COLLECT_POLL_INTERVAL_S": "0.02",
             **env,

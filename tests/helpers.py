@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from collect_api.settings import Settings
 
@@ -142,3 +144,24 @@ async def assert_no_new_job(client: httpx.AsyncClient, keep: Keep, settings: Set
     jobs = (await client.get("/jobs")).json()["items"]
     assert [j["id"] for j in jobs] == [keep.job["id"]]
     assert list(settings.uploads_dir.iterdir()) == []
+
+
+async def table_names(database_url: str) -> set[str]:
+    """The tables of the database at ``database_url``, on either backend."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def query(database_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (named ``:params``) on the database at ``database_url``, read on
+    a connection of the test's own."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in await conn.execute(text(sql), params)]
+    finally:
+        await engine.dispose()

@@ -9,16 +9,18 @@ file the service has when it looks at the database.
 import asyncio
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from collect_api.samples import responses, write_responses_csv
 from tests.conftest import ServerProcess, app_client, make_settings
-from tests.helpers import dataset_rows, wait_for
+from tests.helpers import dataset_rows, query, table_names, wait_for
+
+pytestmark = pytest.mark.backends
 
 BOUNDARY = "collect-test-boundary"
 SLICE = 256 * 1024
@@ -41,46 +43,33 @@ TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
-def stage_rows(db: Path) -> int:
+async def stage_rows(database: str) -> int:
     """Rows in staging tables now, over every job."""
-    with sqlite3.connect(db, timeout=5) as conn:
-        tables = [
-            name
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'stage%'"
-            )
-        ]
-        return sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+    tables = [t for t in await table_names(database) if t.startswith("stage_")]
+    return sum([(await query(database, f'SELECT count(*) FROM "{t}"'))[0][0] for t in tables])
 
 
-async def until_staged(db: Path, timeout: float = 30) -> int:  # noqa: ASYNC109 - a deadline
+async def until_staged(database: str, timeout: float = 30) -> int:  # noqa: ASYNC109
     """Wait until rows are staged while the upload is still being sent; how many."""
     deadline = time.monotonic() + timeout
-    while (staged := await asyncio.to_thread(stage_rows, db)) == 0:
+    while (staged := await stage_rows(database)) == 0:
         assert time.monotonic() < deadline, "nothing staged while the upload arrived"
         await asyncio.sleep(0.02)
     return staged
 
 
-def leftovers(tmp_path: Path) -> tuple[list[str], int, list[str]]:
+async def leftovers(tmp_path: Path, database: str) -> tuple[list[str], int, list[str]]:
     """Staging tables, jobs and upload files there are."""
-    with sqlite3.connect(tmp_path / "collect.db", timeout=5) as conn:
-        tables = [
-            name
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'stage%'"
-            )
-        ]
-        jobs = conn.execute("SELECT count(*) FROM job").fetchone()[0]
+    tables = sorted(t for t in await table_names(database) if t.startswith("stage_"))
+    [(jobs,)] = await query(database, "SELECT count(*) FROM job")
     uploads = tmp_path / "data" / "uploads"
     return tables, jobs, sorted(os.listdir(uploads)) if uploads.exists() else []
 
 
-async def test_an_import_starts_while_its_upload_arrives(tmp_path: Path) -> None:
+async def test_an_import_starts_while_its_upload_arrives(tmp_path: Path, database: str) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 60_000, seed=31)  # about 6 MB
     data = source.read_bytes()
-    db = tmp_path / "collect.db"
     seen_while_arriving: list[int] = []
 
     async def body() -> AsyncIterator[bytes]:
@@ -90,10 +79,12 @@ async def test_an_import_starts_while_its_upload_arrives(tmp_path: Path) -> None
             await asyncio.sleep(0.03)
             if start > len(data) // 2 and not seen_while_arriving:
                 # Half the file is there: its whole records are being staged already.
-                seen_while_arriving.append(await until_staged(db))
+                seen_while_arriving.append(await until_staged(database))
         yield TAIL
 
-    async with app_client(make_settings(tmp_path, chunk_rows=2_000)) as client:
+    async with app_client(
+        make_settings(tmp_path, database_url=database, chunk_rows=2_000)
+    ) as client:
         response = await client.post(
             "/imports", content=body(), headers={"content-type": CONTENT_TYPE}
         )
@@ -112,6 +103,7 @@ async def test_an_import_starts_while_its_upload_arrives(tmp_path: Path) -> None
 
 async def test_a_bad_record_found_while_the_upload_arrives_fails_the_job_at_its_line(
     tmp_path: Path,
+    database: str,
 ) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 40_000, seed=32)
@@ -127,7 +119,9 @@ async def test_a_bad_record_found_while_the_upload_arrives_fails_the_job_at_its_
             await asyncio.sleep(0.01)
         yield TAIL
 
-    async with app_client(make_settings(tmp_path, chunk_rows=2_000)) as client:
+    async with app_client(
+        make_settings(tmp_path, database_url=database, chunk_rows=2_000)
+    ) as client:
         response = await client.post(
             "/imports", content=body(), headers={"content-type": CONTENT_TYPE}
         )
@@ -135,24 +129,25 @@ async def test_a_bad_record_found_while_the_upload_arrives_fails_the_job_at_its_
         failed = await wait_for(client, response.json()["id"], {"failed"})
         assert failed["error"]["line"] == line
         assert (await client.get("/datasets/bad")).status_code == 404
-    assert leftovers(tmp_path)[0] == []
+    assert (await leftovers(tmp_path, database))[0] == []
 
 
-async def test_an_upload_refused_at_its_end_leaves_nothing_staged(tmp_path: Path) -> None:
+async def test_an_upload_refused_at_its_end_leaves_nothing_staged(
+    tmp_path: Path, database: str
+) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 40_000, seed=33)
     data = source.read_bytes()
-    db = tmp_path / "collect.db"
 
     async def body() -> AsyncIterator[bytes]:
         yield multipart_head("taken")
         for start in range(0, len(data), SLICE):
             yield data[start : start + SLICE]
             await asyncio.sleep(0.02)
-        await until_staged(db)
+        await until_staged(database)
         yield TAIL
 
-    settings = make_settings(tmp_path, chunk_rows=2_000)
+    settings = make_settings(tmp_path, database_url=database, chunk_rows=2_000)
     async with app_client(settings) as client:
         first = await client.post(
             "/imports",
@@ -165,36 +160,40 @@ async def test_an_upload_refused_at_its_end_leaves_nothing_staged(tmp_path: Path
             "/imports", content=body(), headers={"content-type": CONTENT_TYPE}
         )
         assert response.status_code == 409, response.text
-    tables, jobs, uploads = leftovers(tmp_path)
+    tables, jobs, uploads = await leftovers(tmp_path, database)
     assert (tables, jobs, uploads) == ([], 1, [])
 
 
-async def test_an_upload_past_the_limit_leaves_nothing_staged(tmp_path: Path) -> None:
+async def test_an_upload_past_the_limit_leaves_nothing_staged(
+    tmp_path: Path, database: str
+) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 60_000, seed=34)
     data = source.read_bytes()
-    db = tmp_path / "collect.db"
 
     async def body() -> AsyncIterator[bytes]:  # sent without a length: cut off at the limit
         yield multipart_head("too_big")
         for start in range(0, len(data), SLICE):
             if start == 8 * SLICE:
-                await until_staged(db)
+                await until_staged(database)
             yield data[start : start + SLICE]
             await asyncio.sleep(0.01)
         yield TAIL
 
-    settings = make_settings(tmp_path, chunk_rows=2_000, max_upload_bytes=4 * 1024**2)
+    settings = make_settings(
+        tmp_path, database_url=database, chunk_rows=2_000, max_upload_bytes=4 * 1024**2
+    )
     async with app_client(settings) as client:
         response = await client.post(
             "/imports", content=body(), headers={"content-type": CONTENT_TYPE}
         )
         assert response.status_code == 413, response.text
-    assert leftovers(tmp_path) == ([], 0, [])
+    assert await leftovers(tmp_path, database) == ([], 0, [])
 
 
 async def test_a_file_sent_before_the_form_fields_is_imported_once_whole(
     tmp_path: Path,
+    database: str,
 ) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 20_000, seed=35)
@@ -205,7 +204,9 @@ async def test_a_file_sent_before_the_form_fields_is_imported_once_whole(
     ).encode()
     body += data + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="dataset"'.encode()
     body += f"\r\n\r\nlate_fields\r\n--{BOUNDARY}--\r\n".encode()
-    async with app_client(make_settings(tmp_path, chunk_rows=2_000)) as client:
+    async with app_client(
+        make_settings(tmp_path, database_url=database, chunk_rows=2_000)
+    ) as client:
         response = await client.post(
             "/imports", content=body, headers={"content-type": CONTENT_TYPE}
         )
@@ -215,12 +216,13 @@ async def test_a_file_sent_before_the_form_fields_is_imported_once_whole(
         assert (await dataset_rows(client, "late_fields"))[1] == list(responses(20_000, seed=35))
 
 
-def test_a_client_that_hangs_up_mid_upload_leaves_nothing_staged(tmp_path: Path) -> None:
+def test_a_client_that_hangs_up_mid_upload_leaves_nothing_staged(
+    tmp_path: Path, database: str
+) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 60_000, seed=36)
     data = source.read_bytes()
-    db = tmp_path / "collect.db"
-    server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="2000").start()
+    server = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="2000").start()
     try:
         head = multipart_head("hung_up")
         length = len(head) + len(data) + len(TAIL)
@@ -232,7 +234,7 @@ def test_a_client_that_hangs_up_mid_upload_leaves_nothing_staged(tmp_path: Path)
             )
             sent = 0
             deadline = time.monotonic() + 30
-            while stage_rows(db) == 0:  # the service stages what it has
+            while asyncio.run(stage_rows(database)) == 0:  # the service stages what it has
                 assert time.monotonic() < deadline, "nothing staged while the upload arrived"
                 if sent < len(data) // 2:
                     conn.sendall(data[sent : sent + SLICE])
@@ -240,8 +242,8 @@ def test_a_client_that_hangs_up_mid_upload_leaves_nothing_staged(tmp_path: Path)
                 time.sleep(0.02)
         # Hung up: the request ends, and what was staged for it goes.
         deadline = time.monotonic() + 30
-        while leftovers(tmp_path) != ([], 0, []):
-            assert time.monotonic() < deadline, f"left behind: {leftovers(tmp_path)}"
+        while (left := asyncio.run(leftovers(tmp_path, database))) != ([], 0, []):
+            assert time.monotonic() < deadline, f"left behind: {left}"
             time.sleep(0.05)
         assert httpx.get(f"{server.url}/jobs").json()["items"] == []
     finally:

@@ -19,6 +19,8 @@ from collect_api.samples import write_responses_csv
 from tests.conftest import ServerProcess
 from tests.helpers import TERMINAL, start_import, wait_for, wait_progress
 
+pytestmark = pytest.mark.backends
+
 KINDS = {"snapshot", "progress", "state"}
 PROGRESS_INTERVAL_S = 0.25  # the server's default progress_interval_s
 CHUNK_ROWS = 20
@@ -42,9 +44,11 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path, database: str) -> Iterator[ServerProcess]:
     """A real server whose jobs commit in small chunks, so they run for a while."""
-    proc = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS=str(CHUNK_ROWS)).start()
+    proc = ServerProcess(
+        tmp_path, database_url=database, COLLECT_CHUNK_ROWS=str(CHUNK_ROWS)
+    ).start()
     try:
         yield proc
     finally:
@@ -324,13 +328,16 @@ async def test_the_all_jobs_stream_follows_every_job(
 
 
 async def test_the_all_jobs_stream_does_not_replay_what_happened_before_it_opened(
-    tmp_path: Path, small_csv: Path
+    tmp_path: Path, database: str, small_csv: Path
 ) -> None:
     """A change committed before the stream opened is no event of it, even when the
     server's change poll has not picked it up yet. The poll is slowed down here so that the
     stream opens before it, as it does now and then at the default interval."""
     slow = ServerProcess(
-        tmp_path, COLLECT_CHUNK_ROWS=str(CHUNK_ROWS), COLLECT_POLL_INTERVAL_S="2"
+        tmp_path,
+        database_url=database,
+        COLLECT_CHUNK_ROWS=str(CHUNK_ROWS),
+        COLLECT_POLL_INTERVAL_S="2",
     ).start()
     try:
         async with httpx.AsyncClient(base_url=slow.url, timeout=30) as http:

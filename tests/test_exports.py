@@ -16,6 +16,8 @@ from collect_api.settings import Settings
 from tests.conftest import app_client, make_settings
 from tests.helpers import csv_bytes, read_csv, start_import, wait_for, wait_progress
 
+pytestmark = pytest.mark.backends
+
 ROWS = 3_000
 SEED = 17
 
@@ -163,8 +165,10 @@ async def test_pause_resume_gives_a_byte_identical_file(
     assert await download(client, job["id"]) == expected
 
 
-async def test_restart_mid_export_gives_a_byte_identical_file(tmp_path: Path, source: Path) -> None:
-    settings = make_settings(tmp_path, chunk_rows=5)
+async def test_restart_mid_export_gives_a_byte_identical_file(
+    tmp_path: Path, database: str, source: Path
+) -> None:
+    settings = make_settings(tmp_path, database_url=database, chunk_rows=5)
     async with app_client(settings) as client:
         await load(client, source)
         clean = await export(client)

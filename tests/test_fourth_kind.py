@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, Body, status
 from sqlalchemy import text
@@ -31,6 +32,8 @@ from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import DataPlane
 from tests.conftest import make_settings
 from tests.helpers import wait_for, wait_progress
+
+pytestmark = pytest.mark.backends
 
 
 def _progress(done: int, upto: int) -> Progress:
@@ -104,9 +107,11 @@ KIND = KindModule(CountKind, router)
 
 
 @asynccontextmanager
-async def counting_app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+async def counting_app(
+    tmp_path: Path, database: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     """The app with the service's kinds and ``count``, and a client talking to it."""
-    app = create_app(make_settings(tmp_path), kinds=(*KINDS, KIND))
+    app = create_app(make_settings(tmp_path, database_url=database), kinds=(*KINDS, KIND))
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://collect.test") as http:
@@ -123,9 +128,9 @@ async def counted(services: Services, job_id: str) -> list[int]:
 
 
 async def test_a_kind_of_one_module_is_listed_documented_and_steered_like_the_others(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
-    async with counting_app(tmp_path) as (http, services):
+    async with counting_app(tmp_path, database) as (http, services):
         document = (await http.get("/openapi.json")).json()
         assert "/counts" in document["paths"]
         kinds = document["components"]["schemas"]["JobPublic"]["properties"]["kind"]["enum"]

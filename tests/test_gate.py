@@ -7,10 +7,13 @@ import random
 from pathlib import Path
 
 import httpx
+import pytest
 
 from collect_api.samples import responses, write_responses_csv
 from tests.conftest import ServerProcess, app_services, make_settings
 from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
+
+pytestmark = pytest.mark.backends
 
 
 async def states(client: httpx.AsyncClient, job_id: str) -> list[str]:
@@ -18,10 +21,13 @@ async def states(client: httpx.AsyncClient, job_id: str) -> list[str]:
     return [h["to_state"] for h in history]
 
 
-async def test_a_resume_in_the_same_process_goes_on_in_the_same_task(tmp_path: Path) -> None:
+async def test_a_resume_in_the_same_process_goes_on_in_the_same_task(
+    tmp_path: Path, database: str
+) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 30_000, seed=51)
-    async with app_services(make_settings(tmp_path, chunk_rows=50)) as (client, services):
+    settings = make_settings(tmp_path, database_url=database, chunk_rows=50)
+    async with app_services(settings) as (client, services):
         job = await start_import(client, source, "gated")
         await wait_progress(client, job["id"], 500)
         task = services.supervisor._running[job["id"]]
@@ -52,11 +58,13 @@ async def test_a_resume_in_the_same_process_goes_on_in_the_same_task(tmp_path: P
 
 async def test_many_random_pauses_in_one_process_import_every_record_once(
     tmp_path: Path,
+    database: str,
 ) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 20_000, seed=52)
     rng = random.Random(52)
-    async with app_services(make_settings(tmp_path, chunk_rows=100)) as (client, services):
+    settings = make_settings(tmp_path, database_url=database, chunk_rows=100)
+    async with app_services(settings) as (client, services):
         job = await start_import(client, source, "paused_often")
         task = None
         for _ in range(15):
@@ -76,11 +84,12 @@ async def test_many_random_pauses_in_one_process_import_every_record_once(
 
 async def test_with_no_run_slot_free_a_resumed_job_waits_queued_then_its_gate_opens(
     tmp_path: Path,
+    database: str,
 ) -> None:
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     write_responses_csv(first, 10_000, seed=53)
     write_responses_csv(second, 30_000, seed=54)  # chunks of 20: runs while the first waits
-    settings = make_settings(tmp_path, chunk_rows=20, max_running_jobs=1)
+    settings = make_settings(tmp_path, database_url=database, chunk_rows=20, max_running_jobs=1)
     async with app_services(settings) as (client, services):
         parked = await start_import(client, first, "parked")
         await wait_progress(client, parked["id"], 200)
@@ -104,10 +113,11 @@ async def test_with_no_run_slot_free_a_resumed_job_waits_queued_then_its_gate_op
         ]
 
 
-async def test_a_terminated_parked_job_ends_its_task(tmp_path: Path) -> None:
+async def test_a_terminated_parked_job_ends_its_task(tmp_path: Path, database: str) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 10_000, seed=55)
-    async with app_services(make_settings(tmp_path, chunk_rows=50)) as (client, services):
+    settings = make_settings(tmp_path, database_url=database, chunk_rows=50)
+    async with app_services(settings) as (client, services):
         job = await start_import(client, source, "ended")
         await wait_progress(client, job["id"], 200)
         task = services.supervisor._running[job["id"]]
@@ -120,11 +130,12 @@ async def test_a_terminated_parked_job_ends_its_task(tmp_path: Path) -> None:
 
 def test_a_job_parked_in_one_server_and_resumed_through_another_goes_on_there(
     tmp_path: Path,
+    database: str,
 ) -> None:
     source = tmp_path / "in.csv"
     write_responses_csv(source, 40_000, seed=56)
-    one = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="50").start()
-    two = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="50").start()
+    one = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="50").start()
+    two = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="50").start()
     try:
         with (
             httpx.Client(base_url=one.url, timeout=30) as a,

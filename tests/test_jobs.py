@@ -10,6 +10,8 @@ from collect_api.samples import responses, write_responses_csv
 from collect_api.settings import Settings
 from tests.helpers import dataset_rows, start_import, wait_for, wait_progress
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def big_csv(tmp_path: Path) -> Path:

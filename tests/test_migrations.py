@@ -2,19 +2,16 @@
 before migrations existed, by two servers at once, and on PostgreSQL.
 
 SQLite tests use real files and real server processes; the PostgreSQL ones a new database per
-test on the local server (``COLLECT_TEST_POSTGRES_URL``, by default the ``postgres`` user on
-127.0.0.1:5432), skipped when it cannot be reached, or failing when ``CI`` is set.
+test (``conftest.postgres_url``).
 """
 
 import asyncio
 import json
 import os
-import secrets
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,9 +43,6 @@ WAITING_FOR_THE_LOCK = """
     WHERE locktype = 'advisory' AND NOT granted
       AND ((classid::bigint << 32) | objid::bigint) = $1
 """
-POSTGRES_URL = os.environ.get(
-    "COLLECT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def sqlite_url(path: Path) -> str:
@@ -293,25 +287,6 @@ def test_collect_migrate_brings_a_new_file_to_head_then_does_nothing(tmp_path: P
     assert f"at revision {HEAD}, the newest: nothing to do" in second.stdout
     assert schema_sql(path) == schema
     assert not (tmp_path / "other.db").exists()
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for the test, dropped after it."""
-    try:
-        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
-    name = f"collect_test_{secrets.token_hex(6)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def postgres_differences(url: str) -> list[Any]:

@@ -4,7 +4,6 @@ import asyncio
 import json
 import random
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,18 @@ from httpx_sse import aconnect_sse
 
 from collect_api.samples import TEAMS_HEADER, responses, team_rows, write_responses_csv
 from tests.conftest import ServerProcess
-from tests.helpers import csv_bytes, dataset_rows, start_import, wait_for, wait_progress
+from tests.helpers import (
+    csv_bytes,
+    dataset_rows,
+    query,
+    start_import,
+    table_names,
+    wait_for,
+    wait_progress,
+)
 from tests.test_teams import all_teams, as_expected, expected_teams, start_teams
+
+pytestmark = pytest.mark.backends
 
 ROWS = 20_000
 
@@ -28,9 +37,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def db_rows(tmp_path: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(tmp_path / "collect.db") as db:
-        return db.execute(sql, params).fetchall()
+def document(value: Any) -> Any:
+    """A JSON column's value as read: text on SQLite, decoded already on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def client_for(server: ServerProcess) -> httpx.AsyncClient:
@@ -39,10 +48,10 @@ def client_for(server: ServerProcess) -> httpx.AsyncClient:
 
 @pytest.mark.parametrize("kind", ["import", "export", "teams"])
 async def test_kill_9_mid_job_then_restart_completes_exactly(
-    tmp_path: Path, source: Path, kind: str
+    tmp_path: Path, database: str, source: Path, kind: str
 ) -> None:
     rng = random.Random(kind)
-    server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="20").start()
+    server = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="20").start()
     expected_export = b""
     try:
         async with client_for(server) as client:
@@ -62,20 +71,20 @@ async def test_kill_9_mid_job_then_restart_completes_exactly(
     finally:
         assert server.stop(signal.SIGKILL) == -signal.SIGKILL
     # What the crash left is consistent with the checkpoint.
-    [(state, checkpoint)] = db_rows(
-        tmp_path, "SELECT state, checkpoint FROM job WHERE id = ?", job["id"]
+    [(state, checkpoint)] = await query(
+        database, "SELECT state, checkpoint FROM job WHERE id = :id", id=job["id"]
     )
     assert state == "running"
-    checkpoint = json.loads(checkpoint)
+    checkpoint = document(checkpoint)
     if kind == "import":
-        [(staged,)] = db_rows(tmp_path, f'SELECT count(*) FROM "stage_{job["id"]}"')
+        [(staged,)] = await query(database, f'SELECT count(*) FROM "stage_{job["id"]}"')
         assert staged == checkpoint["rows"]
     elif kind == "export":
         assert (tmp_path / "data" / "exports" / f"{job['id']}.csv").stat().st_size >= checkpoint[
             "bytes"
         ]
 
-    server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="20").start()
+    server = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="20").start()
     try:
         async with client_for(server) as client:
             done = await wait_for(client, job["id"], {"completed"}, timeout=120)
@@ -96,9 +105,9 @@ async def test_kill_9_mid_job_then_restart_completes_exactly(
 
 
 async def test_graceful_stop_resumes_running_jobs_and_keeps_paused_ones(
-    tmp_path: Path, source: Path
+    tmp_path: Path, database: str, source: Path
 ) -> None:
-    server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="20").start()
+    server = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="20").start()
     try:
         async with client_for(server) as client:
             running = await start_import(client, source, "running")
@@ -110,10 +119,10 @@ async def test_graceful_stop_resumes_running_jobs_and_keeps_paused_ones(
         # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
         assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in server.log.read_text()
-    states = dict(db_rows(tmp_path, "SELECT id, state FROM job"))
+    states = dict(await query(database, "SELECT id, state FROM job"))
     assert states == {running["id"]: "queued", paused["id"]: "paused"}
 
-    server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="20").start()
+    server = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="20").start()
     try:
         async with client_for(server) as client:
             await wait_for(client, running["id"], {"completed"}, timeout=120)
@@ -125,22 +134,22 @@ async def test_graceful_stop_resumes_running_jobs_and_keeps_paused_ones(
         server.stop()
 
 
-async def _owner(tmp_path: Path, job_id: str) -> str | None:
-    [(owner,)] = db_rows(tmp_path, "SELECT owner FROM job WHERE id = ?", job_id)
+async def _owner(database: str, job_id: str) -> str | None:
+    [(owner,)] = await query(database, "SELECT owner FROM job WHERE id = :id", id=job_id)
     return owner
 
 
 async def test_two_servers_steer_each_others_jobs_and_take_over_a_dead_ones(
-    tmp_path: Path, source: Path
+    tmp_path: Path, database: str, source: Path
 ) -> None:
     common = {"COLLECT_CHUNK_ROWS": "20", "COLLECT_LEASE_S": "2"}
-    a = ServerProcess(tmp_path, COLLECT_NODE_NAME="host-a", **common).start()
-    b = ServerProcess(tmp_path, COLLECT_NODE_NAME="host-b", **common)
+    a = ServerProcess(tmp_path, database_url=database, COLLECT_NODE_NAME="host-a", **common).start()
+    b = ServerProcess(tmp_path, database_url=database, COLLECT_NODE_NAME="host-b", **common)
     try:
         async with client_for(a) as via_a:
             job = await start_import(via_a, source, "steered")
             await wait_progress(via_a, job["id"], 1)
-            assert (await _owner(tmp_path, job["id"]) or "").startswith("host-a/")
+            assert (await _owner(database, job["id"]) or "").startswith("host-a/")
             b.start()
             async with client_for(b) as via_b:
                 # B follows the job that A runs, and steers it.
@@ -162,7 +171,7 @@ async def test_two_servers_steer_each_others_jobs_and_take_over_a_dead_ones(
                     # B streams the progress of the job A runs.
                     async with asyncio.timeout(30):
                         await streaming_progress.wait()
-                    assert (await _owner(tmp_path, job["id"]) or "").startswith("host-a/")
+                    assert (await _owner(database, job["id"]) or "").startswith("host-a/")
                     paused = await via_b.post(f"/jobs/{job['id']}/pause")
                     assert paused.json()["state"] == "paused"
                     resumed = await via_b.post(f"/jobs/{job['id']}/resume")
@@ -193,7 +202,7 @@ async def test_two_servers_steer_each_others_jobs_and_take_over_a_dead_ones(
             takeover = next(h for h in history if "process stopped" in (h["reason"] or ""))
             assert takeover["to_state"] == "queued"
             assert time.monotonic() - killed_at >= 1.0  # not before the lease ran out
-            assert (await _owner(tmp_path, job["id"])) is None
+            assert (await _owner(database, job["id"])) is None
             assert (await dataset_rows(via_b, "taken_over"))[1] == list(responses(ROWS, seed=31))
     finally:
         a.stop()
@@ -202,10 +211,14 @@ async def test_two_servers_steer_each_others_jobs_and_take_over_a_dead_ones(
 
 
 async def test_fifty_control_requests_across_two_workers_all_take_effect(
-    tmp_path: Path, source: Path
+    tmp_path: Path, database: str, source: Path
 ) -> None:
     server = ServerProcess(
-        tmp_path, workers=2, COLLECT_CHUNK_ROWS="10", COLLECT_MAX_RUNNING_JOBS="8"
+        tmp_path,
+        database_url=database,
+        workers=2,
+        COLLECT_CHUNK_ROWS="10",
+        COLLECT_MAX_RUNNING_JOBS="8",
     ).start()
     rng = random.Random(50)
     try:
@@ -250,13 +263,13 @@ async def test_fifty_control_requests_across_two_workers_all_take_effect(
 
 
 async def test_a_job_that_keeps_killing_its_process_fails_after_max_attempts(
-    tmp_path: Path, source: Path
+    tmp_path: Path, database: str, source: Path
 ) -> None:
     env = {"COLLECT_CHUNK_ROWS": "20", "COLLECT_MAX_ATTEMPTS": "3"}
     job_id = None
     done = 0
     for attempt in range(1, 4):
-        server = ServerProcess(tmp_path, **env).start()
+        server = ServerProcess(tmp_path, database_url=database, **env).start()
         try:
             async with client_for(server) as client:
                 if job_id is None:
@@ -268,7 +281,7 @@ async def test_a_job_that_keeps_killing_its_process_fails_after_max_attempts(
                 done = job["progress"]["done"]
         finally:
             server.stop(signal.SIGKILL)
-    server = ServerProcess(tmp_path, **env).start()
+    server = ServerProcess(tmp_path, database_url=database, **env).start()
     try:
         async with client_for(server) as client:
             assert job_id is not None
@@ -277,6 +290,6 @@ async def test_a_job_that_keeps_killing_its_process_fails_after_max_attempts(
             assert "3 times" in failed["error"]["message"]
             assert (await client.get("/datasets/doomed")).status_code == 404
             assert not list((tmp_path / "data" / "uploads").iterdir())
-            assert not db_rows(tmp_path, "SELECT name FROM sqlite_master WHERE name LIKE 'stage%'")
+            assert not {t for t in await table_names(database) if t.startswith("stage_")}
     finally:
         server.stop()

@@ -9,6 +9,8 @@ import pytest
 from collect_api.samples import TEAMS_HEADER, team_rows, write_teams_csv
 from tests.helpers import csv_bytes, read_csv, wait_for, wait_progress
 
+pytestmark = pytest.mark.backends
+
 
 async def start_teams(client: httpx.AsyncClient, content: bytes, **fields: str) -> dict[str, Any]:
     response = await client.post(

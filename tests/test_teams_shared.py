@@ -18,6 +18,8 @@ from tests.conftest import ServerProcess
 from tests.helpers import csv_bytes, wait_for, wait_progress
 from tests.test_teams import all_teams, start_teams
 
+pytestmark = pytest.mark.backends
+
 HEADER = ["team", "member_email", "member_name", "role"]
 A_MEMBERS = [[f"a{i}@example.org", f"A {i}"] for i in range(3_000)]
 B_MEMBERS = [[f"b{i}@example.org", f"B {i}"] for i in range(1_500)] + A_MEMBERS[:10]
@@ -114,10 +116,14 @@ async def test_two_jobs_sharing_a_new_team_stay_independent(
     ],
 )
 async def test_two_servers_sharing_a_new_team_stay_independent(
-    tmp_path: Path, first: tuple[str, str], second: tuple[str, str]
+    tmp_path: Path, database: str, first: tuple[str, str], second: tuple[str, str]
 ) -> None:
-    one = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="50", COLLECT_NODE_NAME="one").start()
-    two = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="50", COLLECT_NODE_NAME="two").start()
+    one = ServerProcess(
+        tmp_path, database_url=database, COLLECT_CHUNK_ROWS="50", COLLECT_NODE_NAME="one"
+    ).start()
+    two = ServerProcess(
+        tmp_path, database_url=database, COLLECT_CHUNK_ROWS="50", COLLECT_NODE_NAME="two"
+    ).start()
     try:
         async with (
             httpx.AsyncClient(base_url=one.url, timeout=60) as via_one,

@@ -23,6 +23,13 @@ The SQLite settings, each applied to every connection:
   rolling a job back then needs as much free disk as the job wrote, so a job that failed
   for want of room could never be rolled back.
 
+PostgreSQL (``postgresql+asyncpg``). The same two engines, with the same guarantees: every
+write transaction first takes one transaction-scoped advisory lock (``WRITE_LOCK_KEY``), so
+writers are serialised as by ``BEGIN IMMEDIATE`` and revisions increase in commit order, on
+every server sharing the database; the lock goes with the transaction however it ends.
+Reads are ``REPEATABLE READ, READ ONLY``: one consistent snapshot. Nothing else in the
+engine differs by backend. There is no WAL to checkpoint and no disk of the database's here.
+
 Cancellation. SQLAlchemy takes a ``CancelledError`` that reaches it during a statement for a
 lost connection: it invalidates the connection and closes it without a rollback. If the
 statement was still open (a ``SELECT`` not yet read to its end), ``sqlite3_close_v2`` leaves
@@ -178,21 +185,61 @@ def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine
     return engine
 
 
+# The key of the advisory lock every write transaction takes on PostgreSQL: "Writes" in
+# ASCII, as one bigint (the migrations' lock is another).
+WRITE_LOCK_KEY = int.from_bytes(b"Writes", "big")
+WRITE_LOCK_STATEMENT = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+BACKENDS = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql"}
+
+
+def backend_of(url: str) -> str:
+    """``sqlite`` or ``postgresql``: the database a URL names; ValueError for another."""
+    driver = make_url(url).drivername
+    if driver not in BACKENDS:
+        raise ValueError(
+            f"unsupported database URL scheme {driver!r}: use sqlite+aiosqlite:///PATH or "
+            "postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB"
+        )
+    return BACKENDS[driver]
+
+
+def _postgres_engine(url: str, *, writer: bool) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        pool_size=8,
+        max_overflow=16,
+        isolation_level="READ COMMITTED" if writer else "REPEATABLE READ",
+        # A reader's BEGIN says READ ONLY itself: no round trip more.
+        execution_options={} if writer else {"postgresql_readonly": True},
+        # A writer waits for the write lock as long as a SQLite writer would.
+        connect_args={"server_settings": {"lock_timeout": str(BUSY_TIMEOUT_MS)}},
+    )
+
+    if writer:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(WRITE_LOCK_STATEMENT)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before_execute(*_args: Any) -> None:
+        raise_if_interrupted()
+
+    return engine
+
+
 class Database:
     """The writer and reader engines of one database."""
 
     def __init__(self, url: str) -> None:
+        self.backend = backend_of(url)
         parsed = make_url(url)
-        if not parsed.drivername.startswith("sqlite"):
-            raise ValueError(
-                f"unsupported database URL {url!r}: only sqlite+aiosqlite is supported"
-            )
         self.reserve: Path | None = None
         self.directory: Path | None = None
         self.file_name = ""
         # Set when a write found the disk full; cleared once the database has room again.
         self.disk_full = False
-        if parsed.database and parsed.database != ":memory:":
+        if self.backend == "sqlite" and parsed.database and parsed.database != ":memory:":
             self.directory = Path(parsed.database).parent
             self.directory.mkdir(parents=True, exist_ok=True)
             self.reserve = Path(parsed.database).with_name(".collect-disk-reserve")
@@ -200,8 +247,12 @@ class Database:
         self.url = url
         # The writer asks for the write lock itself, every millisecond (``write``); the
         # reader never waits for it, but a checkpoint may make it wait a moment.
-        self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", busy_timeout_ms=0)
-        self.reader = _sqlite_engine(url, begin="BEGIN", busy_timeout_ms=BUSY_TIMEOUT_MS)
+        if self.backend == "postgresql":
+            self.writer = _postgres_engine(url, writer=True)
+            self.reader = _postgres_engine(url, writer=False)
+        else:
+            self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", busy_timeout_ms=0)
+            self.reader = _sqlite_engine(url, begin="BEGIN", busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._after_commit: list[Callable[[], None]] = []
 
     def after_commit(self, hook: Callable[[], None]) -> None:
@@ -286,7 +337,10 @@ class Database:
 
     async def checkpoint(self, mode: str = "PASSIVE") -> bool:
         """Copy the WAL's committed pages into the database file (``PASSIVE``: without
-        waiting for, or blocking, any reader or writer). True if every page was copied."""
+        waiting for, or blocking, any reader or writer). True if every page was copied;
+        always on PostgreSQL, which has no such log here."""
+        if self.backend != "sqlite":
+            return True
         async with self.writer.connect() as conn:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from sqlalchemy import Update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.db import Database, Interrupt, Interrupted, shielded
@@ -121,14 +122,24 @@ class JobContext:
         self, *, checkpoint: Mapping[str, Any], progress: Progress
     ) -> tuple[str, list[Any]]:
         """The statement that commits a checkpoint with the chunk it covers, if the job is
-        still this run's and no control request waits; it returns a row when it applied."""
+        still this run's and no control request waits, as text for the data plane's worker;
+        it returns a row when it applied."""
         return store.checkpoint_statement(
-            job_id=self.job.id,
-            owner=self.owner,
-            checkpoint=checkpoint,
-            progress=progress,
-            lease_expires_at=time.time() + self.settings.lease_s,
+            self.db.backend, **self._checkpoint_claim(checkpoint, progress)
         )
+
+    def _checkpoint_update(self, checkpoint: Mapping[str, Any], progress: Progress) -> Update:
+        """``checkpoint_statement``, for a chunk written in this process."""
+        return store.checkpoint_update(**self._checkpoint_claim(checkpoint, progress))
+
+    def _checkpoint_claim(self, checkpoint: Mapping[str, Any], progress: Progress) -> Any:
+        return {
+            "job_id": self.job.id,
+            "owner": self.owner,
+            "checkpoint": checkpoint,
+            "progress": progress,
+            "lease_expires_at": time.time() + self.settings.lease_s,
+        }
 
     def saved(self, *, checkpoint: Mapping[str, Any], progress: Progress) -> None:
         """Note a checkpoint that a ``step`` committed; count what it covers, and time the
@@ -188,8 +199,7 @@ class JobContext:
                 if checkpoint is None:
                     return result, True
                 assert progress is not None
-                sql, params = self.checkpoint_statement(checkpoint=checkpoint, progress=progress)
-                rows = (await conn.exec_driver_sql(sql, tuple(params))).all()
+                rows = (await conn.execute(self._checkpoint_update(checkpoint, progress))).all()
                 if not rows:
                     raise _Refused
                 return result, True

@@ -7,12 +7,13 @@ cannot be interleaved with another writer.
 """
 
 import functools
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Update, func, insert, select, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.db import announce, on_commit
@@ -244,31 +245,52 @@ async def update_job(conn: AsyncConnection, job: Job, **changes: Any) -> Job:
     return job.model_copy(update=values)
 
 
-def checkpoint_statement(
+def checkpoint_update(
     *,
     job_id: str,
     owner: str,
     checkpoint: Mapping[str, Any],
     progress: Progress,
     lease_expires_at: float,
-) -> tuple[str, list[Any]]:
-    """``update_job`` of a checkpoint, as SQL text for the data plane to run in the
-    transaction of the chunk it covers: it applies (and returns the new ``rev``) only while
-    the job is running in the claim of ``owner`` with no control request waiting."""
+) -> Update:
+    """``update_job`` of a checkpoint, to run in the transaction of the chunk it covers: it
+    applies (and returns the new ``rev``) only while the job is running in the claim of
+    ``owner`` with no control request waiting."""
     return (
-        "UPDATE job SET checkpoint = ?, progress = ?, lease_expires_at = ?, updated_at = ?, "
-        "rev = (SELECT coalesce(max(rev), 0) + 1 FROM job) "
-        "WHERE id = ? AND owner = ? AND state = 'running' AND control IS NULL "
-        "RETURNING rev",
-        [
-            json.dumps(checkpoint),
-            json.dumps(progress.document()),
-            lease_expires_at,
-            utcnow(),
-            job_id,
-            owner,
-        ],
+        update(JOB)
+        .where(
+            JOB.c.id == job_id,
+            JOB.c.owner == owner,
+            JOB.c.state == JobState.RUNNING.value,
+            JOB.c.control.is_(None),
+        )
+        .values(
+            checkpoint=dict(checkpoint),
+            progress=progress.document(),
+            lease_expires_at=lease_expires_at,
+            updated_at=utcnow(),
+            rev=select(func.coalesce(func.max(JOB.c.rev), 0) + 1).scalar_subquery(),
+        )
+        .returning(JOB.c.rev)
     )
+
+
+# How the data plane's workers mark parameters: ``?`` on SQLite; ``$1::TYPE`` on PostgreSQL,
+# whose casts also make JSON of the text the worker's driver binds.
+_WORKER_DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": asyncpg.dialect()}
+
+
+def checkpoint_statement(backend: str, **update: Any) -> tuple[str, list[Any]]:
+    """``checkpoint_update`` (same arguments) as SQL text and positional values, for the data
+    plane's worker to run on its own connection to the ``backend`` database."""
+    dialect = _WORKER_DIALECTS[backend]
+    compiled = checkpoint_update(**update).compile(dialect=dialect)
+    values = compiled.construct_params()
+    positional = []
+    for key in compiled.positiontup or ():
+        process = compiled.binds[key].type.bind_processor(dialect)
+        positional.append(process(values[key]) if process else values[key])
+    return str(compiled), positional
 
 
 async def transition(

@@ -14,7 +14,7 @@ name as the first of them wrote it.
 
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, and_, delete, func, select
+from sqlalchemy import Index, UniqueConstraint, and_, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
@@ -107,24 +107,29 @@ async def publish_teams(conn: AsyncConnection, *, job_id: str) -> tuple[int, int
     ``(teams created, memberships added, memberships staged)``. Teams and memberships that
     exist already, made by anyone, are left as they are."""
     now = utcnow()
-    created = await conn.exec_driver_sql(
-        "INSERT INTO team (tenant, name, name_key, created_at, job_id) "
-        "SELECT s.tenant, s.team_name, s.team_key, ?, s.job_id FROM team_stage AS s "
-        "WHERE s.job_id = ? "
-        "AND s.id = (SELECT min(f.id) FROM team_stage AS f "
-        "            WHERE f.job_id = s.job_id AND f.team_key = s.team_key) "
-        "AND NOT EXISTS (SELECT 1 FROM team AS t "
-        "                WHERE t.tenant = s.tenant AND t.name_key = s.team_key) "
-        "ORDER BY s.id",
-        (now, job_id),
+    created = await conn.execute(
+        text(
+            "INSERT INTO team (tenant, name, name_key, created_at, job_id) "
+            "SELECT s.tenant, s.team_name, s.team_key, :now, s.job_id FROM team_stage AS s "
+            "WHERE s.job_id = :job_id "
+            "AND s.id = (SELECT min(f.id) FROM team_stage AS f "
+            "            WHERE f.job_id = s.job_id AND f.team_key = s.team_key) "
+            "AND NOT EXISTS (SELECT 1 FROM team AS t "
+            "                WHERE t.tenant = s.tenant AND t.name_key = s.team_key) "
+            "ORDER BY s.id"
+        ),
+        {"now": now, "job_id": job_id},
     )
-    added = await conn.exec_driver_sql(
-        "INSERT INTO team_member (team_id, email, email_key, name, role, job_id) "
-        "SELECT t.id, s.email, s.email_key, s.member_name, s.role, s.job_id "
-        "FROM team_stage AS s JOIN team AS t ON t.tenant = s.tenant AND t.name_key = s.team_key "
-        "WHERE s.job_id = ? ORDER BY s.id "
-        "ON CONFLICT (team_id, email_key) DO NOTHING",
-        (job_id,),
+    added = await conn.execute(
+        text(
+            "INSERT INTO team_member (team_id, email, email_key, name, role, job_id) "
+            "SELECT t.id, s.email, s.email_key, s.member_name, s.role, s.job_id "
+            "FROM team_stage AS s JOIN team AS t "
+            "ON t.tenant = s.tenant AND t.name_key = s.team_key "
+            "WHERE s.job_id = :job_id ORDER BY s.id "
+            "ON CONFLICT (team_id, email_key) DO NOTHING"
+        ),
+        {"job_id": job_id},
     )
     staged = await conn.scalar(
         select(func.count()).select_from(STAGE).where(STAGE.c.job_id == job_id)
@@ -154,7 +159,7 @@ async def list_teams(
         TEAM.c.tenant == tenant, TEAM.c.id > after
     )
     if search:
-        query = query.where(func.instr(TEAM.c.name_key, name_key(search)) > 0)
+        query = query.where(TEAM.c.name_key.contains(name_key(search), autoescape=True))
     rows = await conn.execute(query.order_by(TEAM.c.id).limit(limit))
     return [dict(r._mapping) for r in rows]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from collect_api.db import WRITE_LOCK_STATEMENT, backend_of
 from collect_api.storage.dataplane.base import ChunkBudget
 from collect_api.storage.dataplane.process import (
     RemoteError,
@@ -102,7 +103,15 @@ class DataPlane:
 
     def __init__(self, database_url: str, *, workers: int) -> None:
         url = make_url(database_url)
-        self.database = os.path.abspath(url.database or "")
+        # What a worker connects to: libpq's URI of a PostgreSQL database, else the path of
+        # the SQLite file. On PostgreSQL a chunk takes the engine's write lock only for its
+        # checkpoint statement (``storage.dataplane.postgres``).
+        self.before_commit: list[str] = []
+        if backend_of(database_url) == "postgresql":
+            self.database = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.before_commit = [WRITE_LOCK_STATEMENT]
+        else:
+            self.database = os.path.abspath(url.database or "")
         self._pool = WorkerPool(idle=workers)
         self.workers = workers
 
@@ -137,7 +146,10 @@ class DataPlane:
 
     @asynccontextmanager
     async def import_session(self, **kwargs: Any) -> AsyncIterator[ImportFeed]:
-        async with self._session("import_open", **kwargs) as (worker, session):
+        async with self._session("import_open", before_commit=self.before_commit, **kwargs) as (
+            worker,
+            session,
+        ):
             yield ImportFeed(worker, session)
 
     @asynccontextmanager

@@ -31,6 +31,7 @@ from collect_api.csvio.chunks import ChunkRead, ChunkSource, Position, check_rej
 from collect_api.csvio.fast import encode_csv
 from collect_api.storage.dataplane.base import ChunkBudget, Interrupted
 from collect_api.storage.dataplane.masks import arrow_mask
+from collect_api.storage.dataplane.postgres import PostgresStore
 from collect_api.storage.dataplane.sqlite import SqliteStore
 from collect_api.storage.exports import GZIP_LEVEL, write_at
 from collect_api.storage.filters import Filter
@@ -56,8 +57,51 @@ REJECTION_SCHEMA = pa.schema(
 )
 
 
-def _store(database: str) -> SqliteStore:
-    return SqliteStore(database)
+Store = SqliteStore | PostgresStore
+# Connections a worker keeps for its next sessions, per database.
+IDLE_CONNECTIONS = 4
+
+
+class Stores:
+    """The worker's connections to its databases: a PostgreSQL URI, else a SQLite file's
+    path. Opening a PostgreSQL connection took 55-75 ms here (the driver reads the server's
+    types), as long as a pause and its resume take in all: one that a session is done with
+    is kept, rolled back, for the next (a resume's). A SQLite connection is closed."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[PostgresStore]] = {}
+
+    def take(self, database: str, before_commit: list[str] | None = None) -> Store:
+        """A connection to ``database``; on PostgreSQL, ``before_commit`` runs before a
+        checkpoint statement (the engine's write lock)."""
+        if not database.startswith("postgresql://"):
+            return SqliteStore(database)
+        idle = self._idle.get(database)
+        store = idle.pop() if idle else PostgresStore(database)
+        store.before_commit = list(before_commit or ())
+        return store
+
+    def give(self, store: Store) -> None:
+        """Take back a connection a session is done with. One that cannot be rolled back
+        (its server went away, say) is dropped: the next session opens a new one."""
+        if isinstance(store, PostgresStore):
+            idle = self._idle.setdefault(store.database, [])
+            if len(idle) < IDLE_CONNECTIONS:
+                try:
+                    store.reset()
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        store.close()
+                    return
+                idle.append(store)
+                return
+        store.close()
+
+    def close_all(self) -> None:
+        for idle in self._idle.values():
+            for store in idle:
+                store.close()
+        self._idle.clear()
 
 
 def _result(future: Future[T], interrupted: Interrupt) -> T:
@@ -80,6 +124,7 @@ class ImportSession:
     def __init__(
         self,
         *,
+        stores: Stores,
         database: str,
         upload: str,
         stage_table: str,
@@ -89,11 +134,13 @@ class ImportSession:
         delimiter: str,
         columns: list[str],
         max_field_bytes: int | None,
+        before_commit: list[str] | None = None,
     ) -> None:
         # The csv module's own limit only stops a runaway field (a quote never closed): the
         # exact reader enforces max_field_bytes in bytes, naming the column.
         csv.field_size_limit(max((max_field_bytes or 0) * 16, 1 << 20))
-        self.store = _store(database)
+        self.stores = stores
+        self.store = stores.take(database, before_commit)
         self.file = open(upload, "rb")  # noqa: SIM115 - closed with the session
         self.source = ChunkSource(
             self.file,
@@ -202,7 +249,7 @@ class ImportSession:
     def close(self) -> None:
         self._reading.shutdown(wait=True, cancel_futures=True)
         self.file.close()
-        self.store.close()
+        self.stores.give(self.store)
 
 
 @dataclass(frozen=True)
@@ -231,6 +278,7 @@ class ExportSession:
     def __init__(
         self,
         *,
+        stores: Stores,
         database: str,
         table: str,
         columns: list[str],
@@ -250,10 +298,11 @@ class ExportSession:
         # Keys a chunk: a run's first chunk is small, so that it commits soon after a start
         # or a resume; later ones take about a quarter second.
         self.budget = ChunkBudget(first=FIRST_EXPORT_ROWS, least=1, most=1 << 30)
-        self._readers: list[tuple[SqliteStore, ThreadPoolExecutor]] = []
+        self.stores = stores
+        self._readers: list[tuple[Store, ThreadPoolExecutor]] = []
         try:
             for n in range(2):
-                store = _store(database)
+                store = stores.take(database)
                 self._readers.append(
                     (store, ThreadPoolExecutor(1, thread_name_prefix=f"read-ahead-{n}"))
                 )
@@ -263,11 +312,12 @@ class ExportSession:
         # The range prepared ahead, as (after, end), and its halves to come.
         self._ahead: tuple[tuple[int, int], list[Future[_Half]]] | None = None
 
-    def _prepare(self, store: SqliteStore, after: int, end: int) -> _Half:
+    def _prepare(self, store: Store, after: int, end: int) -> _Half:
         """The keys ``(after, end]``: read, filtered, projected and encoded."""
+        lo, hi = store.placeholder(1), store.placeholder(2)
         scanned = self._as_text(
             store.query(
-                f'SELECT {self.select} FROM "{self.table}" WHERE _row > ? AND _row <= ? '
+                f'SELECT {self.select} FROM "{self.table}" WHERE _row > {lo} AND _row <= {hi} '
                 "ORDER BY _row",
                 (after, end),
             )
@@ -361,12 +411,13 @@ class ExportSession:
     def close(self) -> None:
         for store, pool in self._readers:
             pool.shutdown(wait=True, cancel_futures=True)
-            store.close()
+            self.stores.give(store)
 
 
 class Sessions:
     def __init__(self) -> None:
         self.open: dict[str, ImportSession | ExportSession] = {}
+        self.stores = Stores()
 
     def get(self, session: str) -> Any:
         return self.open[session]
@@ -381,10 +432,11 @@ class Sessions:
         for found in self.open.values():
             found.close()
         self.open.clear()
+        self.stores.close_all()
 
 
 def import_open(sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any) -> None:
-    sessions.open[session] = ImportSession(**kwargs)
+    sessions.open[session] = ImportSession(stores=sessions.stores, **kwargs)
 
 
 def import_stage(
@@ -420,7 +472,7 @@ def rollback(sessions: Sessions, *, session: str, interrupted: Interrupt) -> Non
 
 
 def export_open(sessions: Sessions, *, session: str, interrupted: Interrupt, **kwargs: Any) -> None:
-    sessions.open[session] = ExportSession(**kwargs)
+    sessions.open[session] = ExportSession(stores=sessions.stores, **kwargs)
 
 
 def export_chunk(

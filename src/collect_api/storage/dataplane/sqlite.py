@@ -33,6 +33,7 @@ class SqliteStore:
     """One connection to the database file, for one worker."""
 
     def __init__(self, path: str) -> None:
+        self.database = path
         self._conn = adbc_sqlite.connect(path, autocommit=True)
         self._cursor = self._conn.cursor()
         self._cursor.execute("PRAGMA busy_timeout=5")
@@ -60,6 +61,11 @@ class SqliteStore:
                 time.sleep(0.001)
         self.in_transaction = False
 
+    @staticmethod
+    def placeholder(n: int) -> str:
+        """The ``n``th (from 1) parameter's mark in a statement."""
+        return "?"
+
     def begin(self, interrupted: Callable[[], bool]) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:
@@ -80,10 +86,6 @@ class SqliteStore:
             if interrupted():
                 raise Interrupted
             self._cursor.adbc_ingest(table_name, table.slice(start, INGEST_ROWS), mode="append")
-
-    def append_records(self, table_name: str, records: Sequence[dict[str, Any]]) -> None:
-        if records:
-            self._cursor.adbc_ingest(table_name, pa.Table.from_pylist(list(records)), mode="append")
 
     def returning(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         self._cursor.execute(sql, params)

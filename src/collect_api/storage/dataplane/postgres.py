@@ -1,0 +1,95 @@
+"""The data plane on PostgreSQL, through ``adbc-driver-postgresql``: Arrow batches in by
+``COPY`` (the driver's bulk ingest) and out as Arrow.
+
+The same interface as ``sqlite.SqliteStore``, for the same worker. The connection is in
+autocommit mode and every transaction is opened here with ``BEGIN`` (``READ COMMITTED``).
+A chunk's rows go into its job's own staging table without the engine's write lock: the
+lock is taken only for the checkpoint statement (``before_commit``), and held until the
+commit, so that revisions still increase in commit order while several chunks of several
+jobs are written at once.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc_postgres
+import pyarrow as pa
+
+from collect_api.storage.dataplane.base import Interrupted
+
+# Rows per driver call (one ``COPY``): an interrupt (a pause) waits for at most one.
+INGEST_ROWS = 16_384
+# As long as the server's writers wait for the engine's write lock.
+LOCK_TIMEOUT_MS = 60_000
+
+
+class PostgresStore:
+    """One connection to the database, for one worker."""
+
+    def __init__(self, uri: str) -> None:
+        self.database = uri
+        self._conn = adbc_postgres.connect(uri, autocommit=True)
+        self._cursor = self._conn.cursor()
+        self._cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+        # What runs before a checkpoint statement: the engine's write lock.
+        self.before_commit: list[str] = []
+        self._schemas: dict[str, pa.Schema] = {}
+        self.in_transaction = False
+
+    @staticmethod
+    def placeholder(n: int) -> str:
+        """The ``n``th (from 1) parameter's mark in a statement."""
+        return f"${n}"
+
+    def begin(self, interrupted: Callable[[], bool]) -> None:
+        if interrupted():
+            raise Interrupted
+        self._cursor.execute("BEGIN")
+        self.in_transaction = True
+
+    def append(self, table_name: str, table: pa.Table, interrupted: Callable[[], bool]) -> None:
+        """Append ``table``'s rows to ``table_name`` (columns by name), a ``COPY`` a slice.
+        ``COPY``'s binary format takes each column in the table's own type (a 32-bit
+        ``integer`` column refuses 64-bit values), so the batch is cast to it first."""
+        table = table.cast(self._schema(table_name, table.column_names))
+        for start in range(0, table.num_rows, INGEST_ROWS):
+            if interrupted():
+                raise Interrupted
+            self._cursor.adbc_ingest(table_name, table.slice(start, INGEST_ROWS), mode="append")
+
+    def _schema(self, table_name: str, columns: list[str]) -> pa.Schema:
+        if table_name not in self._schemas:
+            self._schemas[table_name] = self._conn.adbc_get_table_schema(table_name)
+        schema = self._schemas[table_name]
+        return pa.schema([schema.field(name) for name in columns])
+
+    def returning(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run ``sql`` and the rows it returns, after what must precede a checkpoint."""
+        for statement in self.before_commit:
+            self._cursor.execute(statement)
+        self._cursor.execute(sql, params)
+        return list(self._cursor.fetchall())
+
+    def query(self, sql: str, params: Sequence[Any]) -> pa.Table:
+        self._cursor.execute(sql, params)
+        return self._cursor.fetch_arrow_table()
+
+    def commit(self) -> None:
+        self._cursor.execute("COMMIT")
+        self.in_transaction = False
+
+    def rollback(self) -> None:
+        if not self.in_transaction:
+            return
+        self.in_transaction = False
+        self._cursor.execute("ROLLBACK")
+
+    def reset(self) -> None:
+        """Ready for another session: no transaction, no table's types remembered."""
+        self.rollback()
+        self._schemas.clear()
+
+    def close(self) -> None:
+        self.rollback()
+        self._cursor.close()
+        self._conn.close()
