@@ -30,6 +30,15 @@ every server sharing the database; the lock goes with the transaction however it
 Reads are ``REPEATABLE READ, READ ONLY``: one consistent snapshot. Nothing else in the
 engine differs by backend. There is no WAL to checkpoint and no disk of the database's here.
 
+Notifications (PostgreSQL). A write transaction that ``announce``s a change, or ``notify``s a
+control request, sends ``NOTIFY`` on ``CHANNEL`` before it commits; PostgreSQL delivers it
+to every listening server at the commit, and never for a transaction that rolls back.
+``listen`` holds one connection per server (no transaction, ever) that hears them. The
+payload is empty for a change, or ``"<control> <job id>"`` for a control request that the
+process running the job should act on at once. A notification may be lost (a listener
+reconnecting): every listener polls too, and after a reconnection it acts as if it had heard
+of a change.
+
 Cancellation. SQLAlchemy takes a ``CancelledError`` that reaches it during a statement for a
 lost connection: it invalidates the connection and closes it without a rollback. If the
 statement was still open (a ``SELECT`` not yet read to its end), ``sqlite3_close_v2`` leaves
@@ -43,6 +52,8 @@ after any error, and the ``CancelledError`` is raised once the connection is bac
 import asyncio
 import contextvars
 import errno
+import functools
+import logging
 import os
 import shutil
 import time
@@ -51,13 +62,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+import asyncpg
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 BUSY_TIMEOUT_MS = 60_000
 T = TypeVar("T")
+log = logging.getLogger("collect.db")
 
 
 class Interrupted(Exception):
@@ -128,11 +141,24 @@ _ANNOUNCED = "collect_announced"
 
 
 _ON_COMMIT = "collect_on_commit"
+_NOTIFY = "collect_notify"
+# The channel of every notification; the statement the data plane's worker runs before a
+# chunk's commit, so that streams on every server hear of its progress.
+CHANNEL = "collect"
+NOTIFY_STATEMENT = f"SELECT pg_notify('{CHANNEL}', '')"
+# How long a lost listening connection waits before it connects again, at most.
+LISTEN_RETRY_MAX_S = 10.0
 
 
 def announce(conn: AsyncConnection) -> None:
     """Have the hooks of ``Database.after_commit`` run once this transaction commits."""
     conn.info[_ANNOUNCED] = True
+
+
+def notify(conn: AsyncConnection, payload: str) -> None:
+    """Send ``payload`` to every server's listener once this transaction commits (on
+    PostgreSQL; on SQLite, one process runs a job and hears its control requests itself)."""
+    conn.info.setdefault(_NOTIFY, set()).add(payload)
 
 
 def on_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
@@ -203,10 +229,10 @@ def backend_of(url: str) -> str:
     return BACKENDS[driver]
 
 
-def _postgres_engine(url: str, *, writer: bool) -> AsyncEngine:
+def _postgres_engine(url: str, *, writer: bool, locked: bool = True) -> AsyncEngine:
     engine = create_async_engine(
         url,
-        pool_size=8,
+        pool_size=8 if locked else 2,
         max_overflow=16,
         isolation_level="READ COMMITTED" if writer else "REPEATABLE READ",
         # A reader's BEGIN says READ ONLY itself: no round trip more.
@@ -215,7 +241,7 @@ def _postgres_engine(url: str, *, writer: bool) -> AsyncEngine:
         connect_args={"server_settings": {"lock_timeout": str(BUSY_TIMEOUT_MS)}},
     )
 
-    if writer:
+    if writer and locked:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
@@ -250,9 +276,12 @@ class Database:
         if self.backend == "postgresql":
             self.writer = _postgres_engine(url, writer=True)
             self.reader = _postgres_engine(url, writer=False)
+            # Writes of files' parts (``storage.shared``), which change no job's row.
+            self.bulk: AsyncEngine | None = _postgres_engine(url, writer=True, locked=False)
         else:
             self.writer = _sqlite_engine(url, begin="BEGIN IMMEDIATE", busy_timeout_ms=0)
             self.reader = _sqlite_engine(url, begin="BEGIN", busy_timeout_ms=BUSY_TIMEOUT_MS)
+            self.bulk = None
         self._after_commit: list[Callable[[], None]] = []
 
     def after_commit(self, hook: Callable[[], None]) -> None:
@@ -281,10 +310,13 @@ class Database:
                 await asyncio.sleep(0.001)
             try:
                 yield conn
+                if self.backend == "postgresql":
+                    await self._send_notifications(conn)
                 await transaction.commit()
             except BaseException:
                 conn.info.pop(_ANNOUNCED, None)
                 conn.info.pop(_ON_COMMIT, None)
+                conn.info.pop(_NOTIFY, None)
                 if transaction.is_active:
                     await transaction.rollback()
                 raise
@@ -295,6 +327,61 @@ class Database:
         if announced:
             for hook in self._after_commit:
                 hook()
+
+    async def _send_notifications(self, conn: AsyncConnection) -> None:
+        payloads = conn.info.pop(_NOTIFY, set())
+        if conn.info.get(_ANNOUNCED):
+            payloads.add("")
+        for payload in sorted(payloads):
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": CHANNEL, "payload": payload},
+            )
+
+    async def listen(self, heard: Callable[[str], None]) -> None:
+        """Call ``heard(payload)`` for every notification, until cancelled (PostgreSQL only).
+        A lost connection is made again with a growing delay; once made, ``heard("")`` says
+        that changes may have been missed meanwhile."""
+        delay = 0.1
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await shielded(functools.partial(self._listening, heard, lost))
+            except Exception as exc:  # refused, unreachable, timed out: polling covers it
+                log.warning("cannot listen for notifications (%s); polling meanwhile", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_MAX_S)
+                continue
+            delay = 0.1
+            try:
+                heard("")
+                await lost.wait()
+                log.warning("the connection listening for notifications was lost")
+            finally:
+                conn.terminate()  # it has no transaction: nothing to wait for
+
+    async def _listening(
+        self, heard: Callable[[str], None], lost: asyncio.Event
+    ) -> "asyncpg.Connection[Any]":
+        """A connection that listens on ``CHANNEL`` and sets ``lost`` when it is lost."""
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(CHANNEL, lambda _conn, _pid, _channel, payload: heard(payload))
+            raise_if_interrupted()  # the caller was cancelled meanwhile: not to be left open
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    @asynccontextmanager
+    async def bulk_write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction without the write lock, for writes that change no job
+        (PostgreSQL only): a file's parts, say. It neither orders nor announces changes."""
+        assert self.bulk is not None, "only PostgreSQL has a bulk writer"
+        async with self.bulk.begin() as conn:
+            yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -385,3 +472,5 @@ class Database:
     async def dispose(self) -> None:
         await self.writer.dispose()
         await self.reader.dispose()
+        if self.bulk is not None:
+            await self.bulk.dispose()

@@ -291,8 +291,8 @@ async def job_result(
             f"the file of export {job_id} was deleted after COLLECT_RESULT_TTL "
             f"({services.settings.result_ttl}); export the dataset again"
         )
-    path = runner_of(services, ExportKind).path(job)
-    if not path.exists():
+    path = await runner_of(services, ExportKind).fetch(services.db, job)
+    if path is None:
         raise NotFound(f"the file of export {job_id} is no longer kept; export the dataset again")
     _check_range(request, path.stat().st_size)
     return ResultFile(

@@ -78,13 +78,15 @@ class JobContext:
         self._done_at_start = int(job.progress.get("done") or 0)
         # A control request made in this process, and the interrupt of the chunk in flight
         # (with what stops its work elsewhere, in the data plane's worker).
-        self._stop: tuple[Control, str] | None = None
+        # (None as the actor: asked through another server, and recorded in the job's row.)
+        self._stop: tuple[Control, str | None] | None = None
         self._in_flight: Interrupt | None = None
         self._stop_elsewhere: Callable[[], None] | None = None
 
-    def request_stop(self, control: Control, *, actor: str) -> None:
+    def request_stop(self, control: Control, *, actor: str | None) -> None:
         """Stop at the next safe point: the chunk in flight rolls back at its next
-        statement rather than commit."""
+        statement rather than commit. ``actor`` None: the request was recorded in the job's
+        row by another server."""
         self._stop = (control, actor)
         if self._in_flight is not None:
             self._in_flight.requested = True

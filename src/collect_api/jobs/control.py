@@ -3,14 +3,16 @@
 Each request changes the job's row in one write transaction, so it works from any process.
 A request for a running job records the wish (``control``) and a transitional state; the
 job's runner applies it at its next safe point, and the request waits for that to show
-(bounded by ``control_wait_s``).
+(bounded by ``control_wait_s``). On PostgreSQL the transaction also notifies every server
+(``db.notify``): the one that runs the job stops its chunk in flight at once, as for a
+request made there, rather than at the chunk's commit.
 """
 
 import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
-from collect_api.db import Database
+from collect_api.db import Database, notify
 from collect_api.errors import InvalidTransition
 from collect_api.jobs import store
 from collect_api.jobs.broker import Broker
@@ -102,6 +104,7 @@ async def pause_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
             job = await store.transition(
                 conn, job, S.PAUSING, actor=tenant, reason="pause", control=Control.PAUSE
             )
+            notify(conn, f"{Control.PAUSE.value} {job.id}")  # to the process that runs it
         elif job.state not in (S.PAUSED, S.PAUSING):
             raise InvalidTransition(job.id, job.state, S.PAUSED)
     if job.state == S.PAUSED:
@@ -140,6 +143,7 @@ async def resume_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
             job = await store.transition(conn, job, S.QUEUED, actor=tenant, reason="resume")
         elif job.state == S.PAUSING:
             # Resumed before it reached its safe point: it simply keeps running.
+            notify(conn, f"resume {job.id}")  # the pause is withdrawn where it runs
             return await store.transition(
                 conn, job, S.RUNNING, actor=tenant, reason="resume", control=None
             )
@@ -176,6 +180,7 @@ async def terminate_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
             job = await store.transition(
                 conn, job, S.TERMINATED, actor=SYSTEM, reason="rolled back"
             )
+            notify(conn, f"release {job.id}")  # its task parked elsewhere ends now
         elif job.state in (S.RUNNING, S.PAUSING):
             job = await store.transition(
                 conn,
@@ -185,6 +190,7 @@ async def terminate_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
                 reason="terminate",
                 control=Control.TERMINATE,
             )
+            notify(conn, f"{Control.TERMINATE.value} {job.id}")
         elif job.state == S.COMPLETED or job.state == S.FAILED:
             raise InvalidTransition(job.id, job.state, S.TERMINATED)
     if job.state == S.TERMINATED:

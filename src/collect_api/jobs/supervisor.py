@@ -10,16 +10,21 @@ State machine (``models.TRANSITIONS`` is the one table of allowed moves)::
 Invariants:
 
 - Only this module starts long-lived tasks. They are the scheduler loop, the broker's poll
-  loop, the housekeeping loop, the WAL checkpoint loop, one task per job this process runs
+  loop, the housekeeping loop, the WAL checkpoint loop, on PostgreSQL the listener of
+  notifications (``Database.listen``), one task per job this process runs
   (``_running``: job id → task), and the settle tasks that write a job's final state
   (``_settling``). ``close()`` cancels and awaits every one of them. (An upload's early
   import, ``kinds.imports.EarlyImport``, is owned and awaited by its request.)
 - A job runs in at most one process: a process claims it by moving it ``queued → running``
-  with its owner id and a lease, in one ``BEGIN IMMEDIATE`` transaction, and every chunk
-  re-checks the claim. At most ``max_running_jobs`` jobs are ``running`` or ``pausing``
+  with its owner id and a lease, in one write transaction (``BEGIN IMMEDIATE``; on
+  PostgreSQL the write lock, and the job's row taken ``FOR UPDATE SKIP LOCKED``), and every
+  chunk re-checks the claim. At most ``max_running_jobs`` jobs are ``running`` or ``pausing``
   across all processes; queued jobs are claimed first in, first out.
 - Control requests are written to the job's row (``control``), so any process can make
-  them; the runner applies them at its next safe point. A terminate requested in this
+  them; the runner applies them at its next safe point. Made through another server, they
+  are also notified (``_heard``), and stop the chunk in flight at once, as when made here;
+  a notification lost is made up for by the chunk's checkpoint, which refuses to commit
+  while a control request waits. A terminate requested in this
   process also cancels the job's task so that it stops at its next ``await``; the job id is
   put in ``_terminating`` *before* ``task.cancel()``, so that the job boundary can tell a
   user's terminate from a shutdown.
@@ -164,6 +169,10 @@ class Supervisor:
             asyncio.create_task(self._housekeep_forever(), name="collect-housekeeping"),
             asyncio.create_task(self._checkpoint_forever(), name="collect-checkpoints"),
         ]
+        if self.db.backend == "postgresql":
+            self._loops.append(
+                asyncio.create_task(self.db.listen(self._heard), name="collect-listener")
+            )
 
     async def close(self, grace_s: float = 30.0) -> None:
         """Refuse new work, stop the loops, bring running jobs to a safe stop, await all."""
@@ -308,6 +317,24 @@ class Supervisor:
             self._terminating[job_id] = actor  # before cancel(): tells the boundary why
             task.cancel()
 
+    def _heard(self, payload: str) -> None:
+        """A notification from a server sharing the database (``Database.listen``): a change
+        to look at now rather than at the next poll, or a control request made elsewhere for
+        a job, acted on here as if it had been made here if this process runs the job."""
+        self.broker.changed.set()
+        self._wake.set()
+        what, _, job_id = payload.partition(" ")
+        if not job_id or job_id in self._terminating:
+            return
+        if what == Control.PAUSE and self.runs(job_id) and job_id in self._contexts:
+            self._contexts[job_id].request_stop(Control.PAUSE, actor=None)
+        elif what == "resume" and self.runs(job_id):
+            self.withdraw_pause(job_id)
+        elif what == Control.TERMINATE and self.runs(job_id):
+            self.cancel_for_terminate(job_id, actor=SYSTEM)  # its row says who asked
+        elif what == "release":
+            self.release_parked(job_id)
+
     # -- scheduling --------------------------------------------------------------------------
 
     async def _schedule_forever(self) -> None:
@@ -327,8 +354,12 @@ class Supervisor:
         failures = 0
         while True:
             failures = await self._pass("scheduler", schedule, failures)
+            # Woken by a change (here, or notified from elsewhere), else after the poll
+            # interval; leases are renewed and dead processes looked for on time however
+            # long that interval is.
+            pause = min(self._delay(failures), RECOVERY_INTERVAL_S, self.settings.lease_s / 3)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._delay(failures)):
+                async with asyncio.timeout(pause):
                     await self._wake.wait()
             self._wake.clear()
 
@@ -437,6 +468,7 @@ class Supervisor:
                     .where(JOB.c.state == JobState.QUEUED)
                     .order_by(JOB.c.queue_seq)
                     .limit(1)
+                    .with_for_update(skip_locked=True)
                 )
             ).first()
             if row is None:
@@ -732,6 +764,14 @@ class Supervisor:
         async with self.db.write() as conn:
             job = await store.get_job(conn, job_id=job_id)
             terminate = job.state == JobState.TERMINATING
+            if job.state == JobState.RUNNING and actor is None and job.owner == self.owner:
+                # Asked through another server, then withdrawn by a resume after this run's
+                # chunk in flight had rolled back: the job goes on from its checkpoint in a
+                # new run.
+                await _release_claim(
+                    conn, job, reason="resumed before its pause; it goes on from its checkpoint"
+                )
+                return None
             if job.state == JobState.RUNNING and actor is not None and job.owner == self.owner:
                 job = await store.transition(
                     conn, job, JobState.PAUSING, actor=actor, reason="pause"

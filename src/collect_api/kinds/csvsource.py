@@ -17,6 +17,7 @@ it wrote (``CsvKind.kept``).
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from collect_api.settings import Settings
 from collect_api.storage.dataplane.client import DataPlane, RemoteError
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.rejections import REJECTION
+from collect_api.storage.shared import SharedFiles, upload_name
 
 ON_ERROR = ("abort", "skip")
 # The most records in a chunk read here, in the server's process, where every record is
@@ -328,19 +330,30 @@ def delete_upload(settings: Settings, job: Job) -> None:
 
 
 async def sweep_uploads(*, settings: Settings, db: Database, kind: str) -> None:
-    """Delete uploads that no job of ``kind`` can resume from: its job is final, or there is
-    no job and the file is old (a crash between upload and submission)."""
+    """Delete uploads that no job of ``kind`` can resume from, here and those kept in the
+    database: its job is final, or there is no job and the file is old (a crash between
+    upload and submission)."""
     files = await asyncio.to_thread(working_files, settings.uploads_dir)
-    if not files:
+    shared = SharedFiles(db)
+    kept = await shared.kept(upload_name(""))
+    if not files and not kept:
         return
     async with db.read() as conn:
-        jobs = await store.jobs_by_id(conn, ids=[f.job_id for f in files])
-    for file in files:
-        job = jobs.get(file.job_id)
-        if (job is None and file.age_s > ORPHAN_GRACE_S) or (
+        jobs = await store.jobs_by_id(conn, ids=[f.job_id for f in files] + list(kept))
+
+    def needless(job_id: str, age_s: float) -> bool:
+        job = jobs.get(job_id)
+        return (job is None and age_s > ORPHAN_GRACE_S) or (
             job is not None and job.kind == kind and job.state in TERMINAL
-        ):
+        )
+
+    for file in files:
+        if needless(file.job_id, file.age_s):
             await asyncio.to_thread(remove, file.path)
+    now = time.time()
+    await shared.delete(
+        upload_name(job_id) for job_id, saved_at in kept.items() if needless(job_id, now - saved_at)
+    )
 
 
 def remote_failure(exc: RemoteError) -> Exception:
@@ -481,15 +494,42 @@ class CsvKind:
         """Validate a received upload (already at ``upload_path``) and queue its job, from
         where ``staged`` ends if it read the file as this check does."""
         own = self.form_params(request)
-        reading = await inspect_upload(
-            settings=self.settings, upload=request, path=upload_path(self.settings, job_id)
-        )
+        path = upload_path(self.settings, job_id)
+        reading = await inspect_upload(settings=self.settings, upload=request, path=path)
         header = reading.header
         self.check_header(header)
         checkpoint = None
         if staged is not None and staged.reading.same_as(reading):
             checkpoint = staged.checkpoint
         params = {**own, **reading.params}
+        # Kept where every server finds it before the job is queued (on PostgreSQL).
+        shared = SharedFiles(db)
+        await shared.save(upload_name(job_id), path)
+        try:
+            return await self._queue(
+                db,
+                tenant=tenant,
+                job_id=job_id,
+                params=params,
+                reading=reading,
+                header=header,
+                checkpoint=checkpoint,
+            )
+        except BaseException:
+            await shared.delete([upload_name(job_id)])
+            raise
+
+    async def _queue(
+        self,
+        db: Database,
+        *,
+        tenant: str,
+        job_id: str,
+        params: dict[str, Any],
+        reading: Reading,
+        header: Header,
+        checkpoint: Mapping[str, Any] | None,
+    ) -> Job:
         size = params["bytes"]
         async with db.write() as conn:
             await self.admit(
@@ -523,6 +563,14 @@ class CsvKind:
     async def _run(self, ctx: JobContext) -> None:
         job = ctx.job
         size = int(job.params["bytes"])
+        # Uploaded through another server, or resumed here after its own server stopped.
+        path = upload_path(self.settings, job.id)
+        if not await SharedFiles(ctx.db).fetch(upload_name(job.id), path, size=size):
+            raise JobFailure(
+                "the job's uploaded file is no longer kept (deleted from the data dir?); "
+                "submit the job again",
+                code="upload_missing",
+            )
         cp: dict[str, Any]
         if job.checkpoint is None:
             cp = {**first_checkpoint(job.private), self.kept: 0}

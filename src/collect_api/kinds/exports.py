@@ -32,9 +32,10 @@ from collect_api.jobs.progress import Progress
 from collect_api.settings import Settings
 from collect_api.storage import datasets
 from collect_api.storage.dataplane.client import DataPlane, RemoteError, WorkerDied
-from collect_api.storage.exports import encode_chunk, export_path, write_at
+from collect_api.storage.exports import encode_chunk, export_path, read_at, write_at
 from collect_api.storage.files import ORPHAN_GRACE_S, remove, working_files
 from collect_api.storage.filters import Filter, FilterProblem, check_filters
+from collect_api.storage.shared import SharedFiles, result_name
 
 log = logging.getLogger("collect.exports")
 
@@ -161,9 +162,17 @@ class ExportKind:
         job = ctx.job
         p = job.params
         path = self.path(job)
+        shared = SharedFiles(ctx.db)
+        name = result_name(job.id)
         cp = cast(ExportCheckpoint, job.checkpoint) if job.checkpoint else None
         if cp is None:
             cp = await self._begin(ctx, path)
+        elif not await shared.fetch(name, path, size=cp["bytes"]):
+            raise JobFailure(
+                "the part of the file written before the export was paused is no longer kept "
+                "(deleted from the data dir?); export the dataset again",
+                code="result_missing",
+            )
         table = cp["table"]
 
         async def unchanged(conn: AsyncConnection) -> None:
@@ -175,6 +184,10 @@ class ExportKind:
                     "export it again",
                     code="dataset_changed",
                 )
+
+        async def commit(conn: AsyncConnection, *, start: int, part: bytes) -> None:
+            await unchanged(conn)
+            await shared.add_part(conn, name, start, part)
 
         spent = {"chunks": 0, "write": 0.0, "commit": 0.0}
         started, rows_before = time.monotonic(), cp["rows"]
@@ -192,7 +205,7 @@ class ExportKind:
                     # Gzip output is a member per chunk: its chunks are a fixed number of
                     # rows, so that a resumed export is byte-identical. Plain CSV chunks
                     # take about a quarter second (the worker sizes them).
-                    writing = time.monotonic()
+                    writing, before = time.monotonic(), cp["bytes"]
                     wrote = await ctx.step(
                         functools.partial(
                             feed.chunk,
@@ -219,9 +232,18 @@ class ExportKind:
                         position=cp["last_row"] / cp["max_row"] if cp["max_row"] else 1,
                     )
 
-                    # The dataset is checked in the transaction that commits the chunk.
+                    # The dataset is checked in the transaction that commits the chunk, and
+                    # the chunk's bytes are kept with it where every server finds them.
+                    part = b""
+                    if shared.enabled:
+                        part = await asyncio.to_thread(read_at, path, before, cp["bytes"])
+
                     committing = time.monotonic()
-                    await ctx.chunk(unchanged, checkpoint=cp, progress=progress)
+                    await ctx.chunk(
+                        functools.partial(commit, start=before, part=part),
+                        checkpoint=cp,
+                        progress=progress,
+                    )
                     spent["chunks"] += 1
                     spent["write"] += committing - writing
                     spent["commit"] += time.monotonic() - committing
@@ -301,8 +323,14 @@ class ExportKind:
             "bytes": size,
             "rows": 0,
         }
+
+        async def keep(conn: AsyncConnection) -> None:
+            await SharedFiles(ctx.db).add_part(conn, result_name(job.id), 0, header)
+
         await ctx.chunk(
-            checkpoint=cp, progress=_progress(rows=0, total=total, size=size, rate=None, position=0)
+            keep,
+            checkpoint=cp,
+            progress=_progress(rows=0, total=total, size=size, rate=None, position=0),
         )
         return cp
 
@@ -313,9 +341,17 @@ class ExportKind:
         if job.state != JobState.COMPLETED:
             remove(self.path(job))
 
+    async def fetch(self, db: Database, job: Job) -> Path | None:
+        """The completed export's file here, fetched if another server made it; None if it
+        is not kept."""
+        path = self.path(job)
+        size = int((job.result or {}).get("bytes") or 0)
+        return path if await SharedFiles(db).fetch(result_name(job.id), path, size=size) else None
+
     async def housekeep(self, db: Database) -> None:
         """Expire results older than ``result_ttl`` (the job says so), and delete files no
-        export needs: of failed or terminated exports, or with no job at all."""
+        export needs, here and those kept in the database: of failed or terminated exports,
+        or with no job at all."""
         cutoff = (datetime.now(UTC) - self.settings.result_ttl).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         async with db.read() as conn:
             due = await store.completed_before(conn, kind=self.name, before=cutoff)
@@ -336,20 +372,30 @@ class ExportKind:
                     },
                 )
         files = await asyncio.to_thread(working_files, self.settings.exports_dir)
-        if not files:
+        shared = SharedFiles(db)
+        kept = await shared.kept(result_name(""))
+        if not files and not kept:
             return
         async with db.read() as conn:
-            jobs = await store.jobs_by_id(conn, ids=[f.job_id for f in files])
-        for file in files:
-            owner = jobs.get(file.job_id)
+            jobs = await store.jobs_by_id(conn, ids=[f.job_id for f in files] + list(kept))
+
+        def stale(job_id: str, age_s: float) -> bool:
+            owner = jobs.get(job_id)
             if owner is None:
-                stale = file.age_s > ORPHAN_GRACE_S
-            elif owner.state == JobState.COMPLETED:
-                stale = bool((owner.result or {}).get("expired"))
-            else:
-                stale = owner.state in TERMINAL
-            if stale:
+                return age_s > ORPHAN_GRACE_S
+            if owner.state == JobState.COMPLETED:
+                return bool((owner.result or {}).get("expired"))
+            return owner.state in TERMINAL
+
+        for file in files:
+            if stale(file.job_id, file.age_s):
                 await asyncio.to_thread(remove, file.path)
+        now = time.time()
+        await shared.delete(
+            result_name(job_id)
+            for job_id, saved_at in kept.items()
+            if stale(job_id, now - saved_at)
+        )
 
 
 def download_name(job: Job) -> str:

@@ -63,6 +63,7 @@ from collect_api.migrations import legacy
 from collect_api.migrations.legacy import SchemaMismatch
 from collect_api.storage import datasets
 from collect_api.storage import rejections as _rejection_tables
+from collect_api.storage import shared as _file_tables
 from collect_api.storage import teams as _team_tables
 
 __all__ = [
@@ -89,7 +90,7 @@ ADVISORY_LOCK_KEY = int.from_bytes(b"Collect", "big")
 _SQLITE_BUSY_TIMEOUT_MS = 30 * 60 * 1000
 _HERE = Path(__file__).parent
 # Referenced so that their import, which registers their tables, is not taken for unused.
-_TABLE_MODULES = (_job_tables, _rejection_tables, _team_tables)
+_TABLE_MODULES = (_job_tables, _rejection_tables, _team_tables, _file_tables)
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,10 @@ def write_at(path: Path, offset: int, *pieces: bytes | memoryview, sync: bool = 
         if sync:
             os.fsync(f.fileno())
         return size
+
+
+def read_at(path: Path, start: int, end: int) -> bytes:
+    """The bytes of ``path`` from ``start`` to ``end``."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(end - start)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from collect_api.db import WRITE_LOCK_STATEMENT, backend_of
+from collect_api.db import NOTIFY_STATEMENT, WRITE_LOCK_STATEMENT, backend_of
 from collect_api.storage.dataplane.base import ChunkBudget
 from collect_api.storage.dataplane.process import (
     RemoteError,
@@ -105,11 +105,12 @@ class DataPlane:
         url = make_url(database_url)
         # What a worker connects to: libpq's URI of a PostgreSQL database, else the path of
         # the SQLite file. On PostgreSQL a chunk takes the engine's write lock only for its
-        # checkpoint statement (``storage.dataplane.postgres``).
+        # checkpoint statement (``storage.dataplane.postgres``), and its commit notifies every
+        # server of the job's progress (``db.CHANNEL``).
         self.before_commit: list[str] = []
         if backend_of(database_url) == "postgresql":
             self.database = url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self.before_commit = [WRITE_LOCK_STATEMENT]
+            self.before_commit = [WRITE_LOCK_STATEMENT, NOTIFY_STATEMENT]
         else:
             self.database = os.path.abspath(url.database or "")
         self._pool = WorkerPool(idle=workers)
