@@ -37,6 +37,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("memory", ["--small", "100000", "--rows", "1000000", "--large", "3000000"]),
     ("chunk_chart", ["--rows", "500000", "--repeat", "3"]),
     ("recovery_times", ["--rows", "1000000", "--repeat", "3"]),
+    ("postgres_servers", ["--rows", "1000000", "--repeat", "3"]),
 ]
 
 PREAMBLE = """# Benchmarks

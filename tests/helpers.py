@@ -4,15 +4,19 @@ and check that a bad request or file harmed nothing."""
 import asyncio
 import csv
 import io
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from collect_api.db import WRITE_LOCK_STATEMENT
 from collect_api.settings import Settings
 
 TERMINAL = {"completed", "failed", "terminated"}
@@ -165,3 +169,27 @@ async def query(database_url: str, sql: str, **params: Any) -> list[tuple[Any, .
             return [tuple(r) for r in await conn.execute(text(sql), params)]
     finally:
         await engine.dispose()
+
+
+async def take_write_lock(database_url: str, timeout: float) -> float:  # noqa: ASYNC109 - the lock's own timeout
+    """Take and give back the engine's write lock from a connection of the test's own:
+    SQLite's (``BEGIN IMMEDIATE``) or, on PostgreSQL, the advisory lock every writer
+    takes; the seconds it took. Fails if it is not had within ``timeout``."""
+    started = time.monotonic()
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        conn = await asyncio.to_thread(sqlite3.connect, url.database or "", timeout=timeout)
+        try:
+            await asyncio.to_thread(conn.execute, "BEGIN IMMEDIATE")
+            await asyncio.to_thread(conn.execute, "ROLLBACK")
+        finally:
+            conn.close()
+    else:
+        pg = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+        try:
+            await pg.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+            async with pg.transaction():
+                await pg.execute(WRITE_LOCK_STATEMENT)
+        finally:
+            await pg.close()
+    return time.monotonic() - started

@@ -43,6 +43,8 @@ from tests.helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.backends
+
 
 async def failure(client: httpx.AsyncClient, response: httpx.Response) -> dict[str, Any]:
     """Why a bad file was not imported, whether it was refused at once or its job failed:

@@ -28,6 +28,8 @@ from tests.helpers import (
     wait_for,
 )
 
+pytestmark = pytest.mark.backends
+
 # --- Import form fields --------------------------------------------------------------------
 
 
@@ -223,6 +225,25 @@ async def test_a_job_id_of_the_wrong_shape_is_404(
     ]:
         response = await client.request(method, f"/jobs/{job_id}{suffix}")
         problem(response, 404)
+    await assert_unharmed(client, keep)
+
+
+@pytest.mark.parametrize("cursor", ["%00", "a%00b", "..%2F", "' OR 1=1 --"])
+async def test_a_cursor_that_is_no_pages_next_is_a_clean_422(
+    client: httpx.AsyncClient, keep: Keep, cursor: str
+) -> None:
+    for path in ("/jobs", "/datasets", "/teams", "/datasets/keep/rows"):
+        problem(await client.get(f"{path}?after={cursor}"), 422, "after")
+    await assert_unharmed(client, keep)
+
+
+@pytest.mark.parametrize("search", ["%00", "team%00", "%25", "_"])
+async def test_a_search_for_any_text_answers_a_page(
+    client: httpx.AsyncClient, keep: Keep, search: str
+) -> None:
+    response = await client.get(f"/teams?q={search}")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"items": [], "next": None}
     await assert_unharmed(client, keep)
 
 

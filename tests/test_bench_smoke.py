@@ -53,6 +53,10 @@ RUNS: dict[str, tuple[list[str], str]] = {
         ],
         "| restart after `SIGKILL`: spawn → new chunk",
     ),
+    "postgres_servers": (
+        ["--rows", "2000", "--cycles", "2", "--chunk-rows", "100"],
+        "| pause sent through the server that does not run the job",
+    ),
 }
 NEEDS = {
     "import_vs_sqlite": "sqlite3",
@@ -60,12 +64,13 @@ NEEDS = {
     "memory": "psutil",
     "get_latency": "psutil",
     "chunk_chart": "matplotlib",
+    "postgres_servers": "psql",
 }
 
 
 def available(need: str) -> bool:
-    if need == "sqlite3":
-        return shutil.which("sqlite3") is not None
+    if need in ("sqlite3", "psql"):
+        return shutil.which(need) is not None
     return importlib.util.find_spec(need) is not None
 
 

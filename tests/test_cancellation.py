@@ -9,8 +9,6 @@ no driver thread reports to a closed event loop (pytest turns that warning into 
 
 import asyncio
 import random
-import sqlite3
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,18 @@ from collect_api.samples import TEAMS_HEADER, team_rows
 from collect_api.settings import Settings
 from collect_api.storage import teams
 from tests.conftest import make_settings
-from tests.helpers import csv_bytes, wait_for
+from tests.helpers import csv_bytes, query, take_write_lock, wait_for
 
-SLOW_QUERY = (
-    "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < ?) "
-    "SELECT count(*) FROM r"
-)
+# A query that keeps the driver busy for about ``length`` microseconds' worth of work.
+SLOW_QUERY = {
+    "sqlite": (
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {length}) "
+        "SELECT count(*) FROM r"
+    ),
+    "postgresql": "SELECT pg_sleep({length} / 2000000.0)",
+}
+
+pytestmark = pytest.mark.backends
 
 
 class SlowChunks:
@@ -46,7 +50,8 @@ class SlowChunks:
     async def stage(self, conn: Any, **kwargs: Any) -> None:
         if self.length:
             self.started.set()
-            await conn.exec_driver_sql(SLOW_QUERY, (self.length,))
+            query = SLOW_QUERY[conn.dialect.name].format(length=int(self.length))
+            await conn.exec_driver_sql(query)
         await ORIGINAL_STAGE(conn, **kwargs)
 
 
@@ -61,8 +66,8 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> SlowChunks:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, chunk_rows=50)
+def settings(tmp_path: Path, database: str) -> Settings:
+    return make_settings(tmp_path, database_url=database, chunk_rows=50)
 
 
 @pytest.fixture
@@ -76,25 +81,12 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-def take_write_lock(db: Path, timeout: float) -> float:
-    """Take and give back SQLite's write lock from another connection; seconds it took."""
-    started = time.monotonic()
-    conn = sqlite3.connect(db, timeout=timeout)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
-    return time.monotonic() - started
-
-
 async def test_terminate_during_a_driver_call_rolls_back_and_releases_the_lock(
-    client: httpx.AsyncClient, slow: SlowChunks, settings: Settings, tmp_path: Path
+    client: httpx.AsyncClient, slow: SlowChunks, database: str
 ) -> None:
     rng = random.Random(14)
     rows = [list(r) for r in team_rows(3_000, seed=8)]
     content = csv_bytes(TEAMS_HEADER, rows)
-    db = tmp_path / "collect.db"
     for attempt in range(50):
         slow.arm(rng.randrange(200_000, 1_500_000))
         response = await client.post(
@@ -109,12 +101,11 @@ async def test_terminate_during_a_driver_call_rolls_back_and_releases_the_lock(
         slow.arm(0)
         assert ended.status_code == 200, ended.text
         assert ended.json()["state"] == "terminated", attempt
-        assert await asyncio.to_thread(take_write_lock, db, 1.0) < 1.0
-        with sqlite3.connect(db) as conn:
-            staged = conn.execute(
-                "SELECT count(*) FROM team_stage WHERE job_id = ?", (job["id"],)
-            ).fetchone()
-        assert staged == (0,)
+        assert await take_write_lock(database, 1.0) < 1.0
+        staged = await query(
+            database, "SELECT count(*) FROM team_stage WHERE job_id = :id", id=job["id"]
+        )
+        assert staged == [(0,)]
     assert (await client.get("/teams")).json()["items"] == []
     # The service goes on serving: a job after all that completes.
     done = await client.post("/teams/imports", files={"file": ("t.csv", content, "text/csv")})

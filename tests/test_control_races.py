@@ -7,8 +7,8 @@
   a chunk) end the job, leave no lock held and no traceback, and the next import goes in.
 """
 
+import asyncio
 import random
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,9 @@ import pytest
 
 from collect_api.samples import write_responses_csv
 from tests.conftest import ServerProcess
+from tests.helpers import take_write_lock
+
+pytestmark = pytest.mark.backends
 
 ROWS = 120_000
 
@@ -50,21 +53,16 @@ def until_state(client: httpx.Client, job_id: str, states: set[str], timeout: fl
         time.sleep(0.002)
 
 
-def take_write_lock(db: Path) -> None:
-    """A write from another connection: SQLite's write lock, within a second."""
-    conn = sqlite3.connect(db, timeout=1.0)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-    finally:
-        conn.close()
-
-
-def test_control_requests_answer_with_the_settled_state(tmp_path: Path, source: bytes) -> None:
+def test_control_requests_answer_with_the_settled_state(
+    tmp_path: Path, database: str, source: bytes
+) -> None:
     # The broker polls slowly, so that a request made right after a transition always meets
     # older changes still to be delivered; large chunks make the safe point take a while.
     server = ServerProcess(
-        tmp_path, COLLECT_CHUNK_ROWS="50000", COLLECT_POLL_INTERVAL_S="0.15"
+        tmp_path,
+        database_url=database,
+        COLLECT_CHUNK_ROWS="50000",
+        COLLECT_POLL_INTERVAL_S="0.15",
     ).start()
     answers: list[tuple[str, str]] = []
     try:
@@ -88,13 +86,12 @@ def test_control_requests_answer_with_the_settled_state(tmp_path: Path, source: 
 
 
 def test_two_hundred_terminates_at_random_moments_leave_the_service_serving(
-    tmp_path: Path, source: bytes
+    tmp_path: Path, database: str, source: bytes
 ) -> None:
     rng = random.Random(200)
     content = source[: len(source) // 2]
     content = content[: content.rindex(b"\n") + 1]  # whole records: 60,000 of them
-    server = ServerProcess(tmp_path, COLLECT_CHUNK_ROWS="20000").start()
-    db = tmp_path / "collect.db"
+    server = ServerProcess(tmp_path, database_url=database, COLLECT_CHUNK_ROWS="20000").start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for attempt in range(200):
@@ -115,7 +112,7 @@ def test_two_hundred_terminates_at_random_moments_leave_the_service_serving(
                     assert client.delete("/datasets/wedge").status_code == 204
                     continue
                 assert ended.json()["state"] == "terminated", (attempt, moment)
-                take_write_lock(db)
+                assert asyncio.run(take_write_lock(database, 1.0)) < 1.0
             assert client.get("/datasets/wedge").status_code == 404
     finally:
         server.stop()

@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from httpx_sse import aconnect_sse
 
 from collect_api.samples import responses, write_responses_csv
-from tests.conftest import ServerProcess
+from tests.conftest import ROOT, ServerProcess
 from tests.helpers import (
     dataset_rows,
     query,
@@ -233,3 +234,19 @@ async def test_an_export_resumed_and_downloaded_on_the_server_that_did_not_start
         assert (await via_b.get(f"/jobs/{whole['id']}/result")).content == expected
         part = await via_b.get(f"/jobs/{whole['id']}/result", headers={"Range": "bytes=10-99"})
         assert part.status_code == 206 and part.content == expected[10:100]
+
+
+def test_compose_runs_postgresql_and_two_replicas_that_share_only_the_database() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = {name: s for name, s in services.items() if name != "postgres"}
+    assert len(replicas) == 2 and "postgres" in services
+    env = [s["environment"] for s in replicas.values()]
+    assert {e["COLLECT_DATABASE_URL"] for e in env} == {
+        "postgresql+asyncpg://collect:collect@postgres:5432/collect"
+    }
+    assert len({e["COLLECT_NODE_NAME"] for e in env}) == 2
+    assert len({s["volumes"][0] for s in replicas.values()}) == 2  # a data dir each
+    assert len({s["ports"][0] for s in replicas.values()}) == 2
+    for replica in replicas.values():
+        assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"

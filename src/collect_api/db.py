@@ -167,8 +167,16 @@ def on_commit(conn: AsyncConnection, action: Callable[[], None]) -> None:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk has no room: SQLite's ``SQLITE_FULL`` or ``ENOSPC``."""
-    return "disk is full" in str(exc) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+    """Whether ``exc`` says the disk has no room: SQLite's ``SQLITE_FULL``, PostgreSQL's
+    ``disk_full`` (SQLSTATE 53100: "could not extend file ...: No space left on device"), or
+    ``ENOSPC``."""
+    text = str(exc)
+    return (
+        "disk is full" in text
+        or "No space left on device" in text
+        or isinstance(getattr(exc, "orig", None), asyncpg.DiskFullError)
+        or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+    )
 
 
 def room_on_disk(path: Path) -> str:

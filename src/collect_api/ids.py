@@ -13,6 +13,12 @@ def utcnow() -> str:
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` has the shape of an id ``new_job_id`` makes: anything else names no
+    job, and is not sent to the database (PostgreSQL refuses a text holding NUL, say)."""
+    return len(value) == 26 and all(c in _CROCKFORD for c in value)
+
+
 def new_job_id() -> str:
     """A 26-character, URL-safe id that sorts by creation time (a lower-case ULID)."""
     value = (int(time.time() * 1000) << 80) | secrets.randbits(80)

@@ -54,6 +54,8 @@ def _public(dataset: Dataset) -> dict[str, Any]:
 async def list_datasets(
     services: ServicesDep, tenant: TenantDep, limit: LimitQuery = 100, after: AfterQuery = None
 ) -> dict[str, Any]:
+    if after is not None and not datasets.DATASET_NAME.fullmatch(after):
+        raise Unprocessable("'after' must be the 'next' cursor of a previous page", field="after")
     async with services.db.read() as conn:
         found = await datasets.list_datasets(conn, tenant=tenant, after=after, limit=limit + 1)
     page = found[:limit]

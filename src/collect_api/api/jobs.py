@@ -27,6 +27,8 @@ from collect_api.api.schemas import (
     JobsPublic,
     State,
 )
+from collect_api.errors import Unprocessable
+from collect_api.ids import is_job_id
 from collect_api.jobs import control, store
 from collect_api.jobs.models import TERMINAL, Job
 from collect_api.storage import rejections
@@ -91,6 +93,8 @@ async def list_jobs(
 ) -> dict[str, Any]:
     if kind is not None and kind not in services.supervisor.kinds:
         raise _not_one_of("kind", kind, list(services.supervisor.kinds))
+    if after is not None and not is_job_id(after):
+        raise Unprocessable("'after' must be the 'next' cursor of a previous page", field="after")
     async with services.db.read() as conn:
         jobs = await store.list_jobs(
             conn, tenant=tenant, state=state, kind=kind, after=after, limit=limit + 1

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.db import announce, on_commit
 from collect_api.errors import InvalidTransition, JobNotFound
-from collect_api.ids import utcnow
+from collect_api.ids import is_job_id, utcnow
 from collect_api.jobs.models import (
     TERMINAL,
     Job,
@@ -116,6 +116,8 @@ async def claim_of(conn: AsyncConnection, *, job_id: str) -> tuple[str, str | No
 
 
 async def get_job(conn: AsyncConnection, *, job_id: str, tenant: str | None = None) -> Job:
+    if not is_job_id(job_id):
+        raise JobNotFound(job_id)
     query = select(JOB).where(JOB.c.id == job_id)
     if tenant is not None:
         query = query.where(JOB.c.tenant == tenant)

@@ -65,7 +65,7 @@ def dataset_field(upload: Upload) -> str:
         raise Unprocessable(
             "form field 'dataset' is required: the dataset to import into", field="dataset"
         )
-    if not datasets.DATASET_NAME.match(dataset):
+    if not datasets.DATASET_NAME.fullmatch(dataset):
         raise Unprocessable(
             f"dataset name {dataset!r} is not allowed: use 1 to 63 lower-case letters, digits "
             "and underscores, starting with a letter",

@@ -101,6 +101,8 @@ async def stage_tables(conn: AsyncConnection) -> dict[str, str]:
 
 
 async def get_dataset(conn: AsyncConnection, *, tenant: str, name: str) -> Dataset:
+    if not DATASET_NAME.fullmatch(name):  # no dataset has it: not asked of the database
+        raise DatasetNotFound(name)
     row = (
         await conn.execute(
             select(DATASET).where(DATASET.c.tenant == tenant, DATASET.c.name == name)

@@ -158,6 +158,8 @@ async def list_teams(
     query = select(TEAM.c.id, TEAM.c.name, _member_count().label("member_count")).where(
         TEAM.c.tenant == tenant, TEAM.c.id > after
     )
+    if search and "\x00" in search:
+        return []  # no name holds NUL (a file with one is refused), and PostgreSQL's text can't
     if search:
         query = query.where(TEAM.c.name_key.contains(name_key(search), autoescape=True))
     rows = await conn.execute(query.order_by(TEAM.c.id).limit(limit))
