@@ -34,8 +34,9 @@ Notifications (PostgreSQL). A write transaction that ``announce``s a change, or 
 control request, sends ``NOTIFY`` on ``CHANNEL`` before it commits; PostgreSQL delivers it
 to every listening server at the commit, and never for a transaction that rolls back.
 ``listen`` holds one connection per server (no transaction, ever) that hears them. The
-payload is empty for a change, or ``"<control> <job id>"`` for a control request that the
-process running the job should act on at once. A notification may be lost (a listener
+payload is ``CHANGED`` for an announced change (a job submitted, or changing state), empty
+for a chunk's progress, or ``"<control> <job id>"`` for a control request that the process
+running the job should act on at once. A notification may be lost (a listener
 reconnecting): every listener polls too, and after a reconnection it acts as if it had heard
 of a change.
 
@@ -142,9 +143,11 @@ _ANNOUNCED = "collect_announced"
 
 _ON_COMMIT = "collect_on_commit"
 _NOTIFY = "collect_notify"
-# The channel of every notification; the statement the data plane's worker runs before a
-# chunk's commit, so that streams on every server hear of its progress.
+# The channel of every notification; the payload of an ``announce``d change (a job
+# submitted or changing state); the statement the data plane's worker runs before a chunk's
+# commit (an empty payload: progress), so that streams on every server hear of it.
 CHANNEL = "collect"
+CHANGED = "changed"
 NOTIFY_STATEMENT = f"SELECT pg_notify('{CHANNEL}', '')"
 # How long a lost listening connection waits before it connects again, at most.
 LISTEN_RETRY_MAX_S = 10.0
@@ -339,7 +342,7 @@ class Database:
     async def _send_notifications(self, conn: AsyncConnection) -> None:
         payloads = conn.info.pop(_NOTIFY, set())
         if conn.info.get(_ANNOUNCED):
-            payloads.add("")
+            payloads.add(CHANGED)
         for payload in sorted(payloads):
             await conn.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
@@ -348,8 +351,8 @@ class Database:
 
     async def listen(self, heard: Callable[[str], None]) -> None:
         """Call ``heard(payload)`` for every notification, until cancelled (PostgreSQL only).
-        A lost connection is made again with a growing delay; once made, ``heard("")`` says
-        that changes may have been missed meanwhile."""
+        A lost connection is made again with a growing delay; once made, ``heard(CHANGED)``
+        says that changes may have been missed meanwhile."""
         delay = 0.1
         while True:
             lost = asyncio.Event()
@@ -362,7 +365,7 @@ class Database:
                 continue
             delay = 0.1
             try:
-                heard("")
+                heard(CHANGED)
                 await lost.wait()
                 log.warning("the connection listening for notifications was lost")
             finally:

@@ -2,7 +2,9 @@
 
 The broker learns of changes by polling the database (``poll``), not from the job runners:
 a job may run in another process, and the database is the one place every process shares.
-A change committed in this process sets ``changed``, and the poll loop polls at once.
+A change committed in this process sets ``changed``, and the poll loop polls at once; so
+does one notified from another server on PostgreSQL, and a chunk's progress notified from
+anywhere asks for a poll within ``PROGRESS_POLL_S`` (``progressed``).
 Every job change bumps the job's ``rev`` and every state change writes a history row with
 the same ``rev``, so one indexed range query per table (``rev > last seen``) finds them all,
 and state changes are never lost even if several happen between two polls.
@@ -37,6 +39,10 @@ from sqlalchemy import func, select
 from collect_api.db import Database
 from collect_api.jobs.models import Job
 from collect_api.jobs.store import HISTORY, JOB, job_document, job_of
+
+# How soon progress notified from another process is polled for: as often as the default
+# polling interval, well within the pacing of ``progress`` events.
+PROGRESS_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -119,15 +125,31 @@ class Broker:
         # waiters and streams here learn of it without waiting for the polling interval.
         self.changed = asyncio.Event()
         db.after_commit(self.changed.set)
+        # The poll that progress notified from elsewhere asks for (``progressed``).
+        self._progress_poll: asyncio.TimerHandle | None = None
+
+    def progressed(self) -> None:
+        """A job's progress was committed somewhere (notified): poll within
+        ``PROGRESS_POLL_S`` if anyone follows, once for however many chunks commit
+        meanwhile. A chunk every few milliseconds does not cost a poll each."""
+        if self._progress_poll is not None or not self._subscriptions or self._closed:
+            return
+
+        def poll() -> None:
+            self._progress_poll = None
+            self.changed.set()
+
+        self._progress_poll = asyncio.get_running_loop().call_later(PROGRESS_POLL_S, poll)
 
     def close_streams(self) -> None:
         """End every subscription, and refuse new ones: the service is stopping, and open
         event streams would otherwise hold its shutdown back. Clients reconnect with
         ``Last-Event-ID`` and miss nothing."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._progress_poll):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._progress_poll = None
         for sub in self._subscriptions:
             sub.close()
 

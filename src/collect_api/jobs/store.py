@@ -236,6 +236,7 @@ async def insert_job(
     )
     await conn.execute(insert(JOB).values(**job.model_dump()))
     await _record(conn, job=job, from_state=None, actor=actor, reason="submitted")
+    announce(conn)  # for every server's scheduler, on PostgreSQL
     return job
 
 

@@ -321,6 +321,9 @@ class Supervisor:
         """A notification from a server sharing the database (``Database.listen``): a change
         to look at now rather than at the next poll, or a control request made elsewhere for
         a job, acted on here as if it had been made here if this process runs the job."""
+        if not payload:  # a chunk's progress: for streams only, and not more than they show
+            self.broker.progressed()
+            return
         self.broker.changed.set()
         self._wake.set()
         what, _, job_id = payload.partition(" ")
