@@ -149,6 +149,8 @@ _NOTIFY = "collect_notify"
 CHANNEL = "collect"
 CHANGED = "changed"
 NOTIFY_STATEMENT = f"SELECT pg_notify('{CHANNEL}', '')"
+# The listening connection's name in ``pg_stat_activity``.
+LISTENER_NAME = "collect-listener"
 # How long a lost listening connection waits before it connects again, at most.
 LISTEN_RETRY_MAX_S = 10.0
 
@@ -376,7 +378,7 @@ class Database:
     ) -> "asyncpg.Connection[Any]":
         """A connection that listens on ``CHANNEL`` and sets ``lost`` when it is lost."""
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn, server_settings={"application_name": LISTENER_NAME})
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, lambda _conn, _pid, _channel, payload: heard(payload))
