@@ -1,5 +1,6 @@
 """The data plane on PostgreSQL, through ``adbc-driver-postgresql``: Arrow batches in by
-``COPY`` (the driver's bulk ingest) and out as Arrow.
+``COPY … FROM STDIN`` (the driver's bulk ingest) and out as Arrow (the driver reads a
+query's rows by ``COPY (query) TO STDOUT`` in its binary format).
 
 The same interface as ``sqlite.SqliteStore``, for the same worker. The connection is in
 autocommit mode and every transaction is opened here with ``BEGIN`` (``READ COMMITTED``).
@@ -31,15 +32,11 @@ class PostgresStore:
         self._conn = adbc_postgres.connect(uri, autocommit=True)
         self._cursor = self._conn.cursor()
         self._cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
-        # What runs before a checkpoint statement: the engine's write lock.
+        # What runs before a checkpoint statement: the engine's write lock, and the
+        # notification of the chunk's progress that its commit sends (``db.NOTIFY_STATEMENT``).
         self.before_commit: list[str] = []
         self._schemas: dict[str, pa.Schema] = {}
         self.in_transaction = False
-
-    @staticmethod
-    def placeholder(n: int) -> str:
-        """The ``n``th (from 1) parameter's mark in a statement."""
-        return f"${n}"
 
     def begin(self, interrupted: Callable[[], bool]) -> None:
         if interrupted():

@@ -61,11 +61,6 @@ class SqliteStore:
                 time.sleep(0.001)
         self.in_transaction = False
 
-    @staticmethod
-    def placeholder(n: int) -> str:
-        """The ``n``th (from 1) parameter's mark in a statement."""
-        return "?"
-
     def begin(self, interrupted: Callable[[], bool]) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:
