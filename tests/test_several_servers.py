@@ -4,6 +4,7 @@ the others on time is carried by PostgreSQL's notifications."""
 
 import asyncio
 import contextlib
+import random
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -250,3 +251,38 @@ def test_compose_runs_postgresql_and_two_replicas_that_share_only_the_database()
     assert len({s["ports"][0] for s in replicas.values()}) == 2
     for replica in replicas.values():
         assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+async def test_a_pause_and_a_resume_racing_through_the_other_server_lose_nothing(
+    servers: tuple[ServerProcess, ServerProcess], postgres_url: str, source: Path
+) -> None:
+    """Whether the resume withdraws the pause before the runner stops, or after it stopped
+    but before it recorded the pause, or once the job is paused: the job goes on, and ends
+    exactly as if neither had been asked."""
+    a, b = servers
+    a.start()
+    b.start()
+    rng = random.Random(12)
+    async with client_for(a) as via_a, client_for(b) as via_b:
+        job = await start_import(via_a, source, "raced")
+        job_id = job["id"]
+        for _ in range(15):
+            at = (await wait_progress(via_a, job_id, 1))["progress"]["done"]
+            if at >= ROWS - 2_000:
+                break
+            runner = await runner_of(postgres_url, job_id)
+            other = via_b if runner == "host-a" else via_a
+            pause = asyncio.create_task(other.post(f"/jobs/{job_id}/pause"))
+            await asyncio.sleep(rng.random() * 0.02)
+            resumed = await other.post(f"/jobs/{job_id}/resume")
+            assert resumed.status_code == 200, resumed.text
+            paused = await pause
+            assert paused.status_code == 200, paused.text
+            if (await via_a.get(f"/jobs/{job_id}")).json()["state"] == "paused":
+                await other.post(f"/jobs/{job_id}/resume")  # the pause came second
+            await wait_progress(via_a, job_id, at + 200)
+        ended = await wait_for(via_a, job_id, {"completed"}, timeout=120)
+        assert ended["result"]["rows_imported"] == ROWS
+        assert (await dataset_rows(via_b, "raced"))[1] == list(responses(ROWS, seed=41))
+        history = (await via_a.get(f"/jobs/{job_id}/history")).json()["items"]
+        assert sum(h["to_state"] == "pausing" for h in history) >= 10

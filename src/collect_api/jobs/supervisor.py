@@ -359,8 +359,10 @@ class Supervisor:
             failures = await self._pass("scheduler", schedule, failures)
             # Woken by a change (here, or notified from elsewhere), else after the poll
             # interval; leases are renewed and dead processes looked for on time however
-            # long that interval is.
-            pause = min(self._delay(failures), RECOVERY_INTERVAL_S, self.settings.lease_s / 3)
+            # long that interval is. After a failure, the growing delay.
+            pause = self._delay(failures)
+            if not failures:
+                pause = min(pause, RECOVERY_INTERVAL_S, self.settings.lease_s / 3)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
                     await self._wake.wait()
