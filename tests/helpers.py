@@ -178,12 +178,16 @@ async def take_write_lock(database_url: str, timeout: float) -> float:  # noqa: 
     started = time.monotonic()
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        conn = await asyncio.to_thread(sqlite3.connect, url.database or "", timeout=timeout)
-        try:
-            await asyncio.to_thread(conn.execute, "BEGIN IMMEDIATE")
-            await asyncio.to_thread(conn.execute, "ROLLBACK")
-        finally:
-            conn.close()
+
+        def lock_and_release() -> None:
+            conn = sqlite3.connect(url.database or "", timeout=timeout)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(lock_and_release)
     else:
         pg = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
         try:
