@@ -10,12 +10,12 @@ commit, so that revisions still increase in commit order while several chunks of
 jobs are written at once.
 """
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import adbc_driver_postgresql.dbapi as adbc_postgres
 import pyarrow as pa
 
+from collect_api.storage.dataplane.adbc import AdbcStore
 from collect_api.storage.dataplane.base import Interrupted
 
 # Rows per driver call (one ``COPY``): an interrupt (a pause) waits for at most one.
@@ -27,19 +27,15 @@ INGEST_ROWS = 8_192
 LOCK_TIMEOUT_MS = 60_000
 
 
-class PostgresStore:
+class PostgresStore(AdbcStore):
     """One connection to the database, for one worker."""
 
     def __init__(self, uri: str) -> None:
-        self.database = uri
-        self._conn = adbc_postgres.connect(uri, autocommit=True)
-        self._cursor = self._conn.cursor()
+        super().__init__(uri, adbc_postgres.connect(uri, autocommit=True))
         self._cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
-        # What runs before a checkpoint statement: the engine's write lock, and the
+        # ``before_commit``, set by the session: the engine's write lock, and the
         # notification of the chunk's progress that its commit sends (``db.NOTIFY_STATEMENT``).
-        self.before_commit: list[str] = []
         self._schemas: dict[str, pa.Schema] = {}
-        self.in_transaction = False
 
     def begin(self, interrupted: Callable[[], bool]) -> None:
         if interrupted():
@@ -63,33 +59,7 @@ class PostgresStore:
         schema = self._schemas[table_name]
         return pa.schema([schema.field(name) for name in columns])
 
-    def returning(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Run ``sql`` and the rows it returns, after what must precede a checkpoint."""
-        for statement in self.before_commit:
-            self._cursor.execute(statement)
-        self._cursor.execute(sql, params)
-        return list(self._cursor.fetchall())
-
-    def query(self, sql: str, params: Sequence[Any]) -> pa.Table:
-        self._cursor.execute(sql, params)
-        return self._cursor.fetch_arrow_table()
-
-    def commit(self) -> None:
-        self._cursor.execute("COMMIT")
-        self.in_transaction = False
-
-    def rollback(self) -> None:
-        if not self.in_transaction:
-            return
-        self.in_transaction = False
-        self._cursor.execute("ROLLBACK")
-
     def reset(self) -> None:
         """Ready for another session: no transaction, no table's types remembered."""
         self.rollback()
         self._schemas.clear()
-
-    def close(self) -> None:
-        self.rollback()
-        self._cursor.close()
-        self._conn.close()

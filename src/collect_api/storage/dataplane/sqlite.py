@@ -7,12 +7,12 @@ so that an interrupt is seen while it waits for another writer.
 """
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 import pyarrow as pa
 
+from collect_api.storage.dataplane.adbc import AdbcStore
 from collect_api.storage.dataplane.base import Interrupted
 
 BUSY_TIMEOUT_S = 60.0
@@ -29,13 +29,11 @@ def _locked(exc: Exception) -> bool:
     return "locked" in str(exc) or "busy" in str(exc).lower()
 
 
-class SqliteStore:
+class SqliteStore(AdbcStore):
     """One connection to the database file, for one worker."""
 
     def __init__(self, path: str) -> None:
-        self.database = path
-        self._conn = adbc_sqlite.connect(path, autocommit=True)
-        self._cursor = self._conn.cursor()
+        super().__init__(path, adbc_sqlite.connect(path, autocommit=True))
         self._cursor.execute("PRAGMA busy_timeout=5")
         self._cursor.adbc_statement.set_options(
             **{"adbc.sqlite.query.batch_rows": str(QUERY_BATCH_ROWS)}
@@ -59,7 +57,6 @@ class SqliteStore:
                     if not _locked(exc) or time.monotonic() > deadline:
                         raise
                 time.sleep(0.001)
-        self.in_transaction = False
 
     def begin(self, interrupted: Callable[[], bool]) -> None:
         deadline = time.monotonic() + BUSY_TIMEOUT_S
@@ -81,31 +78,3 @@ class SqliteStore:
             if interrupted():
                 raise Interrupted
             self._cursor.adbc_ingest(table_name, table.slice(start, INGEST_ROWS), mode="append")
-
-    def returning(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        self._cursor.execute(sql, params)
-        return list(self._cursor.fetchall())
-
-    def query(self, sql: str, params: Sequence[Any]) -> pa.Table:
-        self._cursor.execute(sql, params)
-        return self._cursor.fetch_arrow_table()
-
-    def commit(self) -> None:
-        self._cursor.execute("COMMIT")
-        self.in_transaction = False
-
-    def rollback(self) -> None:
-        if not self.in_transaction:
-            return
-        self.in_transaction = False
-        try:
-            self._cursor.execute("ROLLBACK")
-        except Exception as exc:
-            # SQLite ends the transaction itself after some errors (a full disk, say).
-            if "no transaction is active" not in str(exc):
-                raise
-
-    def close(self) -> None:
-        self.rollback()
-        self._cursor.close()
-        self._conn.close()
