@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,7 +24,8 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy.engine import make_url
 
 from collect_api.api.deps import Services
-from collect_api.app import create_app
+from collect_api.api.kinds import KindModule
+from collect_api.app import KINDS, create_app
 from collect_api.settings import Settings
 from tests.helpers import (
     KEEP_HEADER,
@@ -128,11 +129,13 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> S
 
 
 @asynccontextmanager
-async def app_services(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    """The app on ``settings``, its lifespan running, a client talking to it in-process, and
-    its services (for tests that look at the supervisor). Leaving the block stops the app as
-    a server stop would."""
-    app = create_app(settings)
+async def app_services(
+    settings: Settings, *, kinds: Sequence[KindModule] = KINDS
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The app on ``settings`` (with ``kinds``), its lifespan running, a client talking to it
+    in-process, and its services (for tests that look at the supervisor). Leaving the block
+    stops the app as a server stop would."""
+    app = create_app(settings, kinds=kinds)
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(

@@ -3,8 +3,8 @@
 Jobs of the kinds that write in the server's process (``count``, of ``test_fourth_kind``,
 and teams) are submitted, listed, paused, resumed and terminated through the API, each step
 committed exactly once with its checkpoint; and two apps on one database, as two servers
-would be, steer each other's jobs. (Imports and exports go through the data plane, whose
-workers write SQLite only so far.)
+would be, steer each other's jobs. (Imports and exports, through the data plane, are in
+the suites marked ``backends``.)
 """
 
 from collections.abc import AsyncIterator
@@ -12,15 +12,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
-from asgi_lifespan import LifespanManager
-from sqlalchemy import text
 
 from collect_api.api.deps import Services
-from collect_api.app import KINDS, create_app
+from collect_api.app import KINDS
 from collect_api.samples import TEAMS_HEADER, team_rows
-from tests.conftest import make_settings
+from tests.conftest import app_services, make_settings
 from tests.helpers import csv_bytes, wait_for, wait_progress
 from tests.test_fourth_kind import KIND as COUNT
+from tests.test_fourth_kind import counted
 from tests.test_teams import all_teams, as_expected, expected_teams, start_teams
 
 
@@ -32,21 +31,8 @@ async def counting_app(
     settings = make_settings(
         tmp_path / name, database_url=database_url, node_name=name, lease_s=5.0
     )
-    app = create_app(settings, kinds=(*KINDS, COUNT))
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://collect.test", timeout=60
-        ) as http:
-            yield http, app.state.services
-
-
-async def counted(services: Services, job_id: str) -> list[int]:
-    async with services.db.read() as conn:
-        found = await conn.execute(
-            text("SELECT n FROM counted WHERE job_id = :job ORDER BY n"), {"job": job_id}
-        )
-        return [n for (n,) in found]
+    async with app_services(settings, kinds=(*KINDS, COUNT)) as (http, services):
+        yield http, services
 
 
 async def states(http: httpx.AsyncClient, job_id: str) -> list[str]:

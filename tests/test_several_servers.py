@@ -79,6 +79,13 @@ async def runner_of(database: str, job_id: str) -> str | None:
     return owner.partition("/")[0] if owner else None
 
 
+async def not_running(
+    database: str, job_id: str, via_a: httpx.AsyncClient, via_b: httpx.AsyncClient
+) -> httpx.AsyncClient:
+    """The client of the server that does not run the job now (A's if none does)."""
+    return via_b if await runner_of(database, job_id) == "host-a" else via_a
+
+
 def uploads(server: ServerProcess) -> list[str]:
     return sorted(p.name for p in (server.tmp_path / "data" / "uploads").glob("*"))
 
@@ -185,15 +192,13 @@ async def test_terminate_and_resume_through_the_server_that_does_not_run_the_job
         for attempt in range(3):
             job = await start_import(via_a, source, f"doomed{attempt}")
             await wait_progress(via_a, job["id"], 1)
-            runner = await runner_of(postgres_url, job["id"])
-            other = via_b if runner == "host-a" else via_a
+            other = await not_running(postgres_url, job["id"], via_a, via_b)
             if attempt == 1:  # a pause, then a resume, through the other server first
                 assert (await other.post(f"/jobs/{job['id']}/pause")).json()["state"] == "paused"
                 resumed = await other.post(f"/jobs/{job['id']}/resume")
                 assert resumed.json()["state"] in {"queued", "running"}
                 await wait_for(other, job["id"], {"running"})
-                runner = await runner_of(postgres_url, job["id"])
-                other = via_b if runner == "host-a" else via_a
+                other = await not_running(postgres_url, job["id"], via_a, via_b)
             async with following(other, job["id"]) as events:
                 ended = await other.post(f"/jobs/{job['id']}/terminate")
                 assert ended.status_code == 200, ended.text
@@ -270,8 +275,7 @@ async def test_a_pause_and_a_resume_racing_through_the_other_server_lose_nothing
             at = (await wait_progress(via_a, job_id, 1))["progress"]["done"]
             if at >= ROWS - 2_000:
                 break
-            runner = await runner_of(postgres_url, job_id)
-            other = via_b if runner == "host-a" else via_a
+            other = await not_running(postgres_url, job_id, via_a, via_b)
             pause = asyncio.create_task(other.post(f"/jobs/{job_id}/pause"))
             await asyncio.sleep(rng.random() * 0.02)
             resumed = await other.post(f"/jobs/{job_id}/resume")
