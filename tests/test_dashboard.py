@@ -699,6 +699,45 @@ def test_an_api_key_is_asked_for_once_in_its_box_and_kept_for_the_session(
         keyed.stop()
 
 
+# Answers to requests sent with the wrong key, slowed down: all but the first arrive two
+# seconds late, after the right key is in place, as on a slow network.
+SLOW_STALE_ANSWERS = """
+const sendFetch = window.fetch;
+let answered = 0;
+window.fetch = async (...args) => {
+  const withWrongKey = document.cookie.includes("collect_key=wrong-key");
+  const response = await sendFetch(...args);
+  if (withWrongKey && answered++ > 0) await new Promise((done) => setTimeout(done, 2000));
+  return response;
+};
+"""
+
+
+def test_a_refusal_of_an_earlier_key_arriving_late_does_not_ask_for_the_key_again(
+    tab_factory: Callable[..., Tab], tmp_path: Path
+) -> None:
+    keyed = ServerProcess(tmp_path, COLLECT_API_KEYS="acme:s3cret-key").start()
+    try:
+        tab = tab_factory(url=keyed.url)
+        tab.context.add_init_script(SLOW_STALE_ANSWERS)
+        page = tab.open()
+        box = page.locator("#key-box")
+        expect(box).to_be_visible()
+        page.fill("#key", "wrong-key")
+        page.click("#key-form button")
+        expect(page.locator("#key-message")).to_contain_text("not accepted")
+        page.fill("#key", "s3cret-key")
+        page.click("#key-form button")
+        expect(box).to_be_hidden()
+        live(page)
+        page.wait_for_timeout(3000)  # every late answer to the wrong key has come
+        expect(box).to_be_hidden()
+        live(page)
+        expect(page.locator("#jobs + .empty")).to_be_visible()
+    finally:
+        keyed.stop()
+
+
 def test_the_page_says_it_is_reconnecting_and_works_on_after_a_restart(
     tab_factory: Callable[..., Tab], tmp_path: Path, big_csv: Path
 ) -> None:

@@ -19,17 +19,27 @@ export class Refusal extends Error {
 
 const listeners = new Set();
 
-// Called with every 401, so that the page can ask for a key.
+// Called with every 401 to a request sent with the key the page has now, so that the page
+// can ask for a key. A 401 to a request sent with an earlier key says nothing of this one:
+// answers may arrive after the key was changed.
 export function onUnauthorized(listener) {
   listeners.add(listener);
 }
 
-function unauthorized() {
-  for (const listener of listeners) listener(hasKey());
+function unauthorized(sentWith) {
+  if (sentWith !== currentKey()) return;
+  for (const listener of listeners) listener(sentWith !== null);
+}
+
+// The key requests carry now (the cookie's value), or null.
+export function currentKey() {
+  const prefix = `${KEY_COOKIE}=`;
+  const cookie = document.cookie.split("; ").find((c) => c.startsWith(prefix));
+  return cookie === undefined ? null : cookie.slice(prefix.length);
 }
 
 export function hasKey() {
-  return document.cookie.split("; ").some((c) => c.startsWith(`${KEY_COOKIE}=`));
+  return currentKey() !== null;
 }
 
 export function setKey(key) {
@@ -66,13 +76,14 @@ export async function api(method, path, body) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }
+  const sentWith = currentKey();
   let response;
   try {
     response = await fetch(path, init);
   } catch {
     throw new Refusal(0, UNREACHABLE);
   }
-  if (response.status === 401) unauthorized();
+  if (response.status === 401) unauthorized(sentWith);
   if (!response.ok) throw new Refusal(response.status, await problemOf(response));
   if (response.status === 204) return null;
   return response.json();
@@ -80,13 +91,14 @@ export async function api(method, path, body) {
 
 // The response itself, for bodies that are not JSON (CSV); throws a Refusal as `api` does.
 export async function fetchRaw(path) {
+  const sentWith = currentKey();
   let response;
   try {
     response = await fetch(path, { credentials: "same-origin" });
   } catch {
     throw new Refusal(0, UNREACHABLE);
   }
-  if (response.status === 401) unauthorized();
+  if (response.status === 401) unauthorized(sentWith);
   if (!response.ok) throw new Refusal(response.status, await problemOf(response));
   return response;
 }
@@ -95,6 +107,7 @@ export async function fetchRaw(path) {
 export function upload(path, formData, onProgress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
+    const sentWith = currentKey();
     request.open("POST", path);
     request.withCredentials = true;
     request.responseType = "text";
@@ -108,7 +121,7 @@ export function upload(path, formData, onProgress) {
       } catch {
         body = { detail: `The service answered ${request.status}.` };
       }
-      if (request.status === 401) unauthorized();
+      if (request.status === 401) unauthorized(sentWith);
       if (request.status >= 200 && request.status < 300) resolve(body);
       else reject(new Refusal(request.status, body));
     };

@@ -1,7 +1,7 @@
 // The jobs the page knows, as the service last described them, and the live feed that keeps
 // them current: GET /events, one EventSource for the whole page.
 
-import { api, Refusal } from "./api.js";
+import { api, currentKey, Refusal } from "./api.js";
 
 export const TERMINAL = new Set(["completed", "failed", "terminated"]);
 
@@ -41,6 +41,7 @@ let feedState = "connecting";
 let retryTimer = null;
 let retryDelay = 1000;
 let lost = false;
+let feedGeneration = 0; // one more at every start: a retry of an earlier feed gives up
 let opened = null;
 let openedResolve = null;
 
@@ -74,6 +75,7 @@ export function feedOpen(timeoutMs = 3000) {
 
 export function startFeed() {
   stopFeed();
+  feedGeneration += 1;
   opened = new Promise((resolve) => {
     openedResolve = resolve;
   });
@@ -109,15 +111,20 @@ export function stopFeed() {
 
 function scheduleRetry() {
   clearTimeout(retryTimer);
+  const generation = feedGeneration;
   retryTimer = setTimeout(async () => {
+    const sentWith = currentKey();
     try {
       await api("GET", "/jobs?limit=1");
     } catch (error) {
-      if (error instanceof Refusal && error.status === 401) {
+      // The feed was started again meanwhile (with a new key): this retry is over.
+      if (generation !== feedGeneration) return;
+      if (error instanceof Refusal && error.status === 401 && sentWith === currentKey()) {
         setFeedState("needs-key");
         return; // the key box starts the feed again
       }
     }
+    if (generation !== feedGeneration) return;
     retryDelay = Math.min(retryDelay * 2, 10000);
     startFeed();
   }, retryDelay);
