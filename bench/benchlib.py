@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_csv import write_responses_csv
@@ -505,6 +506,20 @@ def alternate(i: int, *sides: Callable[[], None]) -> None:
 
 
 # --------------------------------------------------------------------------- numbers
+
+
+def cpu_seconds(proc: psutil.Process) -> tuple[float, float]:
+    """CPU time (user + system) so far of a process (a server) and of its children (its
+    data-plane workers)."""
+    own = proc.cpu_times()
+    children = 0.0
+    for child in proc.children(recursive=True):
+        try:
+            t = child.cpu_times()
+            children += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return own.user + own.system, children
 
 
 def median(values: Iterable[float]) -> float:

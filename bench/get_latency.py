@@ -41,24 +41,11 @@ class Window:
     workers_cpu_s: float = 0.0
 
 
-def cpu_seconds(proc: psutil.Process) -> tuple[float, float]:
-    """CPU time (user + system) so far of the server process and of its children."""
-    own = proc.cpu_times()
-    children = 0.0
-    for child in proc.children(recursive=True):
-        try:
-            t = child.cpu_times()
-            children += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return own.user + own.system, children
-
-
 def sample(server: bl.Server, job_ids: list[str], *, gap_s: float, count: int | None) -> Window:
     """GET the jobs in turn: ``count`` requests, or (None) until one of them stops running."""
     window = Window()
     proc = psutil.Process(server.pid)
-    cpu0 = cpu_seconds(proc)
+    cpu0 = bl.cpu_seconds(proc)
     t0 = time.perf_counter()
     i = 0
     while count is None or i < count:
@@ -71,7 +58,7 @@ def sample(server: bl.Server, job_ids: list[str], *, gap_s: float, count: int | 
             break
         time.sleep(gap_s)
     window.seconds = time.perf_counter() - t0
-    cpu1 = cpu_seconds(proc)
+    cpu1 = bl.cpu_seconds(proc)
     window.server_cpu_s = cpu1[0] - cpu0[0]
     window.workers_cpu_s = cpu1[1] - cpu0[1]
     return window

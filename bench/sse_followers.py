@@ -29,6 +29,7 @@ from pathlib import Path
 
 import benchlib as bl
 import httpx
+import psutil
 
 TITLE = "SSE: an import followed by 200 clients"
 TARGET = 1.05
@@ -42,6 +43,9 @@ class Run:
     run_s: float | None  # server clock: started_at -> finished_at
     events: int  # received by all followers together
     saw_end: int  # followers that received the `completed` state event
+    server_cpu_s: float  # the server process, from the upload's start to the job's end
+    workers_cpu_s: float  # its data-plane workers, as long
+    client_cpu_s: float  # this process (the followers and the polling), as long
 
 
 async def follow(port: int, job_id: str) -> tuple[int, bool]:
@@ -83,6 +87,8 @@ async def follow(port: int, job_id: str) -> tuple[int, bool]:
 
 
 async def timed_import(server: bl.Server, csv_path: Path, rows: int, followers: int) -> Run:
+    proc = psutil.Process(server.pid)
+    cpu0, own0 = bl.cpu_seconds(proc), time.process_time()
     async with httpx.AsyncClient(base_url=server.url, timeout=None) as client:
         job, t0, _ = await asyncio.to_thread(bl.upload, server.client, csv_path)
         job_id = job["id"]
@@ -91,6 +97,7 @@ async def timed_import(server: bl.Server, csv_path: Path, rows: int, followers: 
             job = (await client.get(f"/jobs/{job_id}")).raise_for_status().json()
             if job["state"] in bl.TERMINAL:
                 t_done = time.perf_counter()
+                cpu1, own1 = bl.cpu_seconds(proc), time.process_time()
                 break
             await asyncio.sleep(POLL_S)
         bl.completed(job, rows=rows)
@@ -101,6 +108,9 @@ async def timed_import(server: bl.Server, csv_path: Path, rows: int, followers: 
         run_s=bl.seconds_between(job.get("started_at"), job.get("finished_at")),
         events=sum(n for n, _ in got),
         saw_end=sum(1 for _, ended in got if ended),
+        server_cpu_s=cpu1[0] - cpu0[0],
+        workers_cpu_s=cpu1[1] - cpu0[1],
+        client_cpu_s=own1 - own0,
     )
 
 
@@ -122,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if r.saw_end != followers:
                 raise RuntimeError(f"{followers - r.saw_end} followers missed the job's end")
             runs.append(r)
-            print(f"  {followers:3} followers: {r.total_s:6.2f} s, {r.events:,} events")
+            print(
+                f"  {followers:3} followers: {r.total_s:6.2f} s, {r.events:,} events, CPU s: "
+                f"server {r.server_cpu_s:.2f}, workers {r.workers_cpu_s:.2f}, "
+                f"client {r.client_cpu_s:.2f}"
+            )
             if not args.keep:
                 bl.remove(run_dir)
 
@@ -142,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bl.fmt(bl.median(r.total_s for r in rs)),
             bl.fmt(bl.median(r.run_s for r in rs if r.run_s is not None)),
             f"{bl.median(r.events / r.followers for r in rs):.1f}" if rs[0].followers else "-",
+            bl.fmt(bl.median(r.server_cpu_s for r in rs)),
+            bl.fmt(bl.median(r.workers_cpu_s for r in rs)),
+            bl.fmt(bl.median(r.client_cpu_s for r in rs)),
         )
 
     text = bl.section(
@@ -172,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "median (s)",
                 "job on the server's clock (s)",
                 "events a follower",
+                "server CPU (s)",
+                "workers' CPU (s)",
+                "client CPU (s)",
             ],
             [row("none", alone), row(str(args.followers), followed)],
         ),

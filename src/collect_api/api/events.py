@@ -134,9 +134,13 @@ async def _followed_job(
     after that read reaches the subscription, which lasts as long as the stream."""
     since = _since(last_event_id)
     with _following(services), services.broker.subscribe(tenant=tenant, job_id=job_id) as sub:
-        async with services.db.read() as conn:
-            job = await store.get_job(conn, job_id=job_id, tenant=tenant)
-            missed = await store.states_since(conn, tenant=tenant, job_id=job_id, rev=since)
+        if since:
+            async with services.db.read() as conn:
+                job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+                missed = await store.states_since(conn, tenant=tenant, job_id=job_id, rev=since)
+        else:  # nothing missed: the job alone, in one statement
+            job = await store.read_job(services.db, job_id=job_id, tenant=tenant)
+            missed = []
         yield _Followed(since, job, missed, sub)
 
 

@@ -144,8 +144,7 @@ async def get_job(
     ),
 ) -> dict[str, Any]:
     async def read() -> Job:
-        async with services.db.read() as conn:
-            return await store.get_job(conn, job_id=job_id, tenant=tenant)
+        return await store.read_job(services.db, job_id=job_id, tenant=tenant)
 
     if wait > 0:
         await services.broker.wait_for(

@@ -62,8 +62,7 @@ async def _wait(
     *, db: Database, broker: Broker, tenant: str, job_id: str, away_from: set[str], wait_s: float
 ) -> Job:
     async def read() -> Job:
-        async with db.read() as conn:
-            return await store.get_job(conn, job_id=job_id, tenant=tenant)
+        return await store.read_job(db, job_id=job_id, tenant=tenant)
 
     await broker.wait_for(
         tenant=tenant,
@@ -72,8 +71,7 @@ async def _wait(
         read=read,
         wait_s=wait_s,
     )
-    async with db.read() as conn:
-        return await store.get_job(conn, job_id=job_id, tenant=tenant)
+    return await store.read_job(db, job_id=job_id, tenant=tenant)
 
 
 async def pause_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
@@ -89,8 +87,7 @@ async def pause_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
             paused = None  # still on its way to a safe point: answered as it stands
         if paused is not None:
             return paused
-        async with db.read() as conn:
-            job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+        job = await store.read_job(db, job_id=job_id, tenant=tenant)
         if job.state in (S.COMPLETED, S.FAILED):  # it ended before its safe point
             raise InvalidTransition(job.id, job.state, S.PAUSED)
         if job.state in (S.RUNNING, S.PAUSING, S.PAUSED):
@@ -121,8 +118,7 @@ async def pause_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
 
 async def resume_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
     db = runner.db
-    async with db.read() as conn:
-        await store.get_job(conn, job_id=job_id, tenant=tenant)  # 404 for someone else's
+    await store.read_job(db, job_id=job_id, tenant=tenant)  # 404 for someone else's
     if not runner.withdraw_pause(job_id):
         # A pause asked here is being carried out: let it finish, then resume.
         await _wait(
@@ -164,8 +160,7 @@ async def resume_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
 
 async def terminate_job(*, runner: Runner, tenant: str, job_id: str) -> Job:
     db = runner.db
-    async with db.read() as conn:
-        job = await store.get_job(conn, job_id=job_id, tenant=tenant)
+    job = await store.read_job(db, job_id=job_id, tenant=tenant)
     if job.state in (S.RUNNING, S.PAUSING):
         # Running here: cancel it first. Its chunk in flight rolls back and gives the write
         # lock back, rather than this request waiting behind the job's chunks for the lock.
