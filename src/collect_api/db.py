@@ -105,6 +105,7 @@ async def shielded(
     *,
     on_cancel: Callable[[], None] | None = None,
     interrupt: "Interrupt | None" = None,
+    discard: Callable[[T], None] | None = None,
 ) -> T:
     """Run ``unit`` (database work that opens its own transactions) so that a cancellation of
     the caller never interrupts a driver call halfway.
@@ -116,6 +117,11 @@ async def shielded(
     awaited here: no transaction outlives the task that started it. Setting ``interrupt``
     from outside stops the unit the same way without a cancellation: it raises
     ``Interrupted``.
+
+    A unit may end with its result after all: the cancellation came too late for its last
+    statement, or once it had returned. That result never reaches the caller, which raises
+    the ``CancelledError``: ``discard(result)`` is called with it, so that a resource the
+    unit made (a connection, say) is given back rather than left open.
     """
     flag = interrupt if interrupt is not None else Interrupt()
 
@@ -135,8 +141,9 @@ async def shielded(
                 await asyncio.wait({child})
             except asyncio.CancelledError:  # cancelled again: the child still has to end first
                 continue
-        if not child.cancelled():
-            child.exception()  # retrieved: the caller's cancellation is what counts now
+        # An exception is retrieved here: the caller's cancellation is what counts now.
+        if not child.cancelled() and child.exception() is None and discard is not None:
+            discard(child.result())
         raise
 
 
@@ -472,7 +479,10 @@ class Database:
         while True:
             lost = asyncio.Event()
             try:
-                conn = await shielded(functools.partial(self._listening, heard, lost))
+                conn = await shielded(
+                    functools.partial(self._listening, heard, lost),
+                    discard=lambda made: made.terminate(),  # made as the listener was cancelled
+                )
             except Exception as exc:  # refused, unreachable, timed out: polling covers it
                 log.warning("cannot listen for notifications (%s); polling meanwhile", exc)
                 await asyncio.sleep(delay)
