@@ -17,7 +17,7 @@ async def test_a_result_the_cancelled_caller_never_gets_is_discarded() -> None:
     for steps in range(8):  # cancelled after 0, 1, ... turns of the loop
         made: list[Made] = []
 
-        async def unit() -> Made:
+        async def unit(made: list[Made] = made) -> Made:
             await asyncio.sleep(0)
             await asyncio.sleep(0)
             made.append(Made())
