@@ -422,3 +422,36 @@ async def test_an_unknown_job_has_no_stream(client: httpx.AsyncClient) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["status"] == 404
+
+
+async def test_a_silent_stream_is_kept_open_by_comments_and_still_delivers(
+    tmp_path: Path, database: str, small_csv: Path
+) -> None:
+    """A stream with nothing to send gets a comment every ``COLLECT_SSE_PING_S``, so that
+    proxies keep it open; EventSource clients ignore comments, and the events still come."""
+    quiet = ServerProcess(tmp_path, database_url=database, COLLECT_SSE_PING_S="0.3").start()
+    try:
+        async with (
+            httpx.AsyncClient(base_url=quiet.url, timeout=30) as client,
+            client.stream("GET", "/events") as stream,
+        ):
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers["cache-control"] == "no-cache"
+            lines = stream.aiter_lines()
+            started = time.monotonic()
+            async with asyncio.timeout(STREAM_TIMEOUT_S):
+                pings = 0
+                while pings < 3:
+                    line = await anext(lines)
+                    assert line in (": ping", ""), line  # no job: nothing but comments
+                    pings += line == ": ping"
+            assert time.monotonic() - started >= 0.6, "three pings, 0.3 s apart"
+            job = await start_import(client, small_csv, "after_pings")
+            async with asyncio.timeout(STREAM_TIMEOUT_S):
+                while True:
+                    line = await anext(lines)
+                    if line.startswith("data:") and json.loads(line[5:])["state"] == "completed":
+                        assert json.loads(line[5:])["id"] == job["id"]
+                        break
+    finally:
+        quiet.stop()

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(default=0.1, gt=0)
     # Minimum spacing of `progress` events on one stream.
     progress_interval_s: float = Field(default=0.25, ge=0)
+    # A comment is sent on an event stream that has had nothing to send for this long, so
+    # that proxies do not close it as idle.
+    sse_ping_s: float = Field(default=15.0, gt=0)
     # A running job's claim is renewed at every chunk; a claim older than this is abandoned.
     lease_s: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)

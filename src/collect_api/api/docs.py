@@ -187,7 +187,8 @@ BAD_CSV = refusal(
 
 def openapi_document(app: FastAPI, *, kinds: list[str]) -> Callable[[], dict[str, Any]]:
     """``app.openapi``: FastAPI's document, with the one ``Problem`` schema, without the
-    validation responses FastAPI adds where no validation can fail, and with the job kinds
+    validation responses FastAPI adds where no validation can fail, event streams described
+    by their events alone, and with the job kinds
     the service runs (``kinds``) as the values a job's ``kind`` may take."""
 
     def build() -> dict[str, Any]:
@@ -212,6 +213,11 @@ def openapi_document(app: FastAPI, *, kinds: list[str]) -> Callable[[], dict[str
                 content = responses.get("422", {}).get("content", {})
                 if content.get("application/json", {}).get("schema") == fastapi_422:
                     del responses["422"]
+                # An event stream is described by its events (``itemSchema``), not as the
+                # one string FastAPI takes a streamed response for.
+                stream = responses.get("200", {}).get("content", {}).get("text/event-stream")
+                if stream and "itemSchema" in stream:
+                    stream.pop("schema", None)
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         schemas["JobPublic"]["properties"]["kind"]["enum"] = kinds

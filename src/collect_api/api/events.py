@@ -6,13 +6,15 @@ increases with every change. A client reconnecting with ``Last-Event-ID`` first 
 state change it missed, replayed from the audit trail, then the job as it is now.
 """
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
+from fastapi.sse import KEEPALIVE_COMMENT
+from starlette.background import BackgroundTask
 
 from collect_api.api.deps import JobIdPath, Services, ServicesDep, TenantDep, row_key
 from collect_api.api.docs import (
@@ -23,7 +25,7 @@ from collect_api.api.docs import (
     documented,
 )
 from collect_api.jobs import store
-from collect_api.jobs.broker import Subscription, encode
+from collect_api.jobs.broker import Subscription, encode, sse_frame
 from collect_api.jobs.models import TERMINAL
 
 router = APIRouter(tags=["events"])
@@ -92,10 +94,49 @@ Comments keep an idle connection open.
 """
 
 
-def _event(kind: str, rev: int, document: dict[str, Any] | str) -> ServerSentEvent:
-    """An event of ``kind`` at revision ``rev``; ``document`` may be already encoded."""
-    encoded = document if isinstance(document, str) else encode(document)
-    return ServerSentEvent(event=kind, id=str(rev), raw_data=encoded)
+class EventStream(StreamingResponse):
+    """A ``text/event-stream`` of frames in ``fastapi.sse``'s wire format, sent as they are
+    yielded. A change's frame is made once however many streams send it
+    (``JobEvent.frame``), and each stream is one task that waits for its subscription:
+    ``fastapi.sse``'s own response runs two more tasks a stream and makes every frame
+    again for every stream, which cost an import followed by 200 streams a third of a core
+    (``BENCHMARKS.md``, SSE). The stream sends a comment when it has been silent for
+    ``COLLECT_SSE_PING_S``, as ``fastapi.sse`` does."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterable[bytes],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, background=background)
+        self.headers["Cache-Control"] = "no-cache"
+        self.headers["X-Accel-Buffering"] = "no"  # proxies such as nginx: do not buffer
+
+
+def _event(kind: str, rev: int, document: dict[str, Any]) -> bytes:
+    """The frame of an event of ``kind`` at revision ``rev``."""
+    return sse_frame(kind, rev, encode(document))
+
+
+async def _changes(
+    sub: Subscription, *, after: int, ping_s: float, until_end: bool
+) -> AsyncIterator[bytes]:
+    """The frames of the subscription's changes after revision ``after``, a comment after
+    every ``ping_s`` of silence; with ``until_end``, up to the job's final state."""
+    async for event in sub.events(idle_s=ping_s):
+        if event is None:
+            yield KEEPALIVE_COMMENT
+            continue
+        if event.rev <= after:
+            continue
+        yield event.frame()
+        after = event.rev
+        if until_end and event.kind == "state" and event.document["state"] in TERMINAL:
+            return
 
 
 def _since(last_event_id: str | None) -> int:
@@ -146,7 +187,7 @@ async def _followed_job(
 
 @router.get(
     "/jobs/{job_id}/events",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     **documented(
         "Follow one job's progress, live",
         "Server-Sent Events for one job, from its snapshot to its end: the stream closes "
@@ -158,8 +199,8 @@ async def _followed_job(
     ),
 )
 async def job_events(
-    followed: Annotated[_Followed, Depends(_followed_job)],
-) -> AsyncIterable[ServerSentEvent]:
+    followed: Annotated[_Followed, Depends(_followed_job)], services: ServicesDep
+) -> AsyncIterator[bytes]:
     job, last = followed.job, followed.since
     for row in followed.missed:
         yield _event("state", row.rev, row.snapshot)
@@ -169,18 +210,16 @@ async def job_events(
         last = job.rev
     if job.state in TERMINAL:
         return
-    async for event in followed.sub.events():
-        if event.rev <= last:
-            continue
-        yield _event(event.kind, event.rev, event.encoded)
-        last = event.rev
-        if event.kind == "state" and event.document["state"] in TERMINAL:
-            return
+    changes = _changes(
+        followed.sub, after=last, ping_s=services.settings.sse_ping_s, until_end=True
+    )
+    async for frame in changes:
+        yield frame
 
 
 @router.get(
     "/events",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     **documented(
         "Follow all your jobs, live",
         "Server-Sent Events for all your jobs: a snapshot of each unfinished one, then every "
@@ -192,7 +231,7 @@ async def job_events(
 )
 async def all_events(
     services: ServicesDep, tenant: TenantDep, last_event_id: LastEventId = None
-) -> AsyncIterable[ServerSentEvent]:
+) -> AsyncIterator[bytes]:
     since = _since(last_event_id)
     with _following(services), services.broker.subscribe(tenant=tenant) as sub:
         # One snapshot: what is sent first, and the revision after which the subscription
@@ -202,16 +241,15 @@ async def all_events(
             jobs = await store.jobs_to_show(conn, tenant=tenant, changed_after=since)
             missed = await store.states_since(conn, tenant=tenant, rev=since)
         replayed = {row.rev for row in missed}
-        first = [_event("state", row.rev, row.snapshot) for row in missed] + [
-            _event("snapshot", job.rev, store.job_document(job))
+        first = [("state", row.rev, row.snapshot) for row in missed] + [
+            ("snapshot", job.rev, store.job_document(job))
             for job in jobs
             if job.rev not in replayed
         ]
-        for sse in sorted(first, key=lambda e: int(e.id or 0)):
-            yield sse
-        last = max(since, now)
-        async for event in sub.events():
-            if event.rev <= last:
-                continue
-            yield _event(event.kind, event.rev, event.encoded)
-            last = event.rev
+        for kind, rev, document in sorted(first, key=lambda e: e[1]):
+            yield _event(kind, rev, document)
+        changes = _changes(
+            sub, after=max(since, now), ping_s=services.settings.sse_ping_s, until_end=False
+        )
+        async for frame in changes:
+            yield frame

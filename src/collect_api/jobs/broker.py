@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi.sse import format_sse_event
 from sqlalchemy import func, select
 
 from collect_api.db import Database
@@ -58,6 +59,20 @@ class JobEvent:
     def __post_init__(self) -> None:
         if not self.encoded:
             object.__setattr__(self, "encoded", encode(self.document))
+
+    def frame(self) -> bytes:
+        """The event as a stream sends it, made once for all the streams that send it."""
+        made: bytes | None = self.__dict__.get("_frame")
+        if made is None:
+            made = sse_frame(self.kind, self.rev, self.encoded)
+            object.__setattr__(self, "_frame", made)
+        return made
+
+
+def sse_frame(kind: str, rev: int, encoded: str) -> bytes:
+    """An event of ``kind`` at revision ``rev`` carrying the JSON text ``encoded``, in the
+    Server-Sent Events wire format (``fastapi.sse``'s)."""
+    return format_sse_event(data_str=encoded, event=kind, id=str(rev))
 
 
 def encode(document: dict[str, Any]) -> str:
@@ -91,12 +106,17 @@ class Subscription:
             self._progress[event.job_id] = event
         self._changed.set()
 
-    async def events(self) -> AsyncIterator[JobEvent]:
-        """Events in increasing ``rev``, as the broker paced them."""
+    async def events(self, idle_s: float | None = None) -> AsyncIterator[JobEvent | None]:
+        """Events in increasing ``rev``, as the broker paced them; with ``idle_s``, None
+        after each ``idle_s`` seconds without one."""
         while not self._closed:
             if not self._states and not self._progress:
                 self._changed.clear()
-                await self._changed.wait()
+                try:
+                    async with asyncio.timeout(idle_s):
+                        await self._changed.wait()
+                except TimeoutError:
+                    yield None
                 continue
             newest_state = {e.job_id: e.rev for e in self._states}
             batch = list(self._states) + [
@@ -275,7 +295,7 @@ class Broker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     async for event in sub.events():
-                        if event.rev <= seen:
+                        if event is None or event.rev <= seen:
                             continue
                         seen = event.rev
                         if until(event.document):
