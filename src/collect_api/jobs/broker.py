@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.sse import format_sse_event
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from collect_api.db import Database
 from collect_api.jobs.models import Job
@@ -78,6 +78,9 @@ def sse_frame(kind: str, rev: int, encoded: str) -> bytes:
 def encode(document: dict[str, Any]) -> str:
     """A job document as the JSON text an event carries."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+_REVISIONS = "SELECT (SELECT max(rev) FROM job), (SELECT max(rev) FROM job_history)"
 
 
 class Subscription:
@@ -184,25 +187,26 @@ class Broker:
         finally:
             self._subscriptions.discard(sub)
 
+    async def _revisions(self) -> tuple[int, int]:
+        """The latest revision of any job and of any state change, in one statement."""
+        row = await self._db.points.one(_REVISIONS)
+        assert row is not None
+        return int(row[0] or 0), int(row[1] or 0)
+
     async def sync(self) -> None:
         """Start from the present: changes made before now are not events."""
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        select(func.max(JOB.c.rev)).scalar_subquery(),
-                        select(func.max(HISTORY.c.rev)).scalar_subquery(),
-                    )
-                )
-            ).one()
-        self._last_job_rev, self._last_history_rev = int(row[0] or 0), int(row[1] or 0)
+        self._last_job_rev, self._last_history_rev = await self._revisions()
 
     async def poll(self) -> None:
         """Deliver every change committed since the last poll. With no subscription open,
         nothing is read but where the revisions stand: whoever subscribes reads the job
-        after subscribing and takes only later changes."""
+        after subscribing and takes only later changes. Where the revisions stand is read
+        first in any case, and the changes only if they moved: a poll that finds nothing
+        costs one statement, not a transaction."""
         if not self._subscriptions:
             await self.sync()
+            return
+        if await self._revisions() == (self._last_job_rev, self._last_history_rev):
             return
         async with self._db.read() as conn:
             history = (

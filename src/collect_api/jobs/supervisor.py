@@ -91,6 +91,12 @@ CHECKPOINT_INTERVAL_S = 0.5
 CHECKPOINT_IDLE_BYTES = 4 * 1024**2
 # How often a process looks for jobs whose process died.
 RECOVERY_INTERVAL_S = 1.0
+# The job a scheduler pass starts next: one left terminating by a dead process (to finish
+# rolling it back), else the oldest queued one, if any.
+_WAITING = (
+    "SELECT id, state FROM job WHERE state = 'queued' OR "
+    "(state = 'terminating' AND owner IS NULL) ORDER BY state DESC, queue_seq LIMIT 1"
+)
 DISK_FULL = {
     "code": "disk_full",
     "message": "the disk is full, so the job could not go on; nothing committed was lost. "
@@ -435,21 +441,12 @@ class Supervisor:
 
     async def _claim_next(self) -> bool:
         """Claim the oldest queued job if a run slot is free; True if one was started."""
-        async with self.db.read() as conn:
-            waiting = (
-                await conn.execute(
-                    select(JOB.c.id, JOB.c.state)
-                    .where(
-                        (JOB.c.state == JobState.QUEUED)
-                        | ((JOB.c.state == JobState.TERMINATING) & JOB.c.owner.is_(None))
-                    )
-                    .order_by(JOB.c.state.desc())  # "terminating" before "queued"
-                    .limit(1)
-                )
-            ).first()
+        # Looked for in one statement (``Database.points``): most passes find nothing.
+        waiting = await self.db.points.one(_WAITING)
         if waiting is None:
             return False
-        orphan = waiting.id if waiting.state == JobState.TERMINATING else None
+        waiting_id, waiting_state = waiting
+        orphan = waiting_id if waiting_state == JobState.TERMINATING else None
         async with self.db.write() as conn:
             if orphan is not None:
                 job = await store.get_job(conn, job_id=orphan)
