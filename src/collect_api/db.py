@@ -279,8 +279,10 @@ def _postgres_engine(url: str, *, writer: bool, locked: bool = True) -> AsyncEng
 
 
 class PointReads:
-    """Single statements that read one row, outside SQLAlchemy's pool, for the requests
-    clients repeat most (``GET /jobs/{id}`` and the answer of a control request).
+    """Single statements that read one row, outside SQLAlchemy's pool, for the reads done
+    most often: the requests clients repeat (``GET /jobs/{id}``, the answer of a control
+    request, the start of a job's stream) and the passes of the scheduler and the event
+    poll that usually find nothing new.
 
     A read through the reader engine costs four round trips (its ``BEGIN``, the query, the
     ``COMMIT``, the pool's rollback on return) and the greenlet bridge around each: 1.8 ms
