@@ -81,7 +81,9 @@ async def test_the_wal_is_checkpointed_once_no_job_runs_and_not_by_a_chunk(
     settings = make_settings(tmp_path, chunk_rows=1_000)
     async with app_client(settings) as client:
         job = await start_import(client, source, "checkpointed")
-        await wait_progress(client, job["id"], 30_000)
+        # Two thirds in, its chunks have written about 5.5 MB to the WAL: well past the
+        # threshold whenever the pause lands (half-way, they had written just about 4 MiB).
+        await wait_progress(client, job["id"], 40_000)
         # While it runs, its chunks' commits leave their pages in the WAL: none copies them.
         assert db.stat().st_size < 1024**2
         paused = (await client.post(f"/jobs/{job['id']}/pause")).json()
