@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from collect_api.db import WRITE_LOCK_STATEMENT
+from collect_api.db import WRITE_LOCK_STATEMENT, asyncpg_dsn
 from collect_api.settings import Settings
 
 TERMINAL = {"completed", "failed", "terminated"}
@@ -189,7 +189,7 @@ async def take_write_lock(database_url: str, timeout: float) -> float:  # noqa: 
 
         await asyncio.to_thread(lock_and_release)
     else:
-        pg = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+        pg = await asyncpg.connect(asyncpg_dsn(url))
         try:
             await pg.execute(f"SET lock_timeout = {int(timeout * 1000)}")
             async with pg.transaction():

@@ -655,48 +655,54 @@ def test_executing_the_import_example_in_docs_creates_no_dataset_by_accident(tab
 # --- access and robustness ---------------------------------------------------------------
 
 
-def test_an_api_key_is_asked_for_once_in_its_box_and_kept_for_the_session(
-    tab_factory: Callable[..., Tab], tmp_path: Path
-) -> None:
-    keyed = ServerProcess(tmp_path, COLLECT_API_KEYS="acme:s3cret-key").start()
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that asks for an API key: ``s3cret-key``."""
+    proc = ServerProcess(tmp_path, COLLECT_API_KEYS="acme:s3cret-key").start()
     try:
-        tab = tab_factory(url=keyed.url)
-        page = tab.open()
-        box = page.locator("#key-box")
-        expect(box).to_be_visible()
-        expect(page.locator("#key-message")).to_contain_text("in this box")
-        expect(page.locator("body")).not_to_contain_text("header")
-        expect(page.locator("#key")).to_be_focused()
-        page.fill("#key", "wrong-key")
-        page.click("#key-form button")
-        expect(box).to_be_visible()
-        expect(page.locator("#key-message")).to_contain_text("not accepted")
-        page.fill("#key", "s3cret-key")
-        page.click("#key-form button")
-        expect(box).to_be_hidden()
-        live(page)
-        expect(page.locator("#jobs + .empty")).to_be_visible()
-
-        # The key lasts for the browser session: a reload does not ask again, and the
-        # upload and the event stream carry it.
-        page.reload()
-        live(page)
-        expect(box).to_be_hidden()
-        page.goto(f"{keyed.url}/#/import")
-        page.set_input_files("#import-file", str(RESPONSES_CSV))
-        page.fill("#import-dataset", "keyed")
-        page.click("#import-submit")
-        expect(page.locator(".started-jobs article.job").first).to_have_attribute(
-            "data-state", "completed"
-        )
-        cookie = next(c for c in tab.context.cookies() if c["name"] == "collect_key")
-        assert cookie["expires"] == -1, "a session cookie"
-
-        # Another session asks again.
-        other = tab_factory(url=keyed.url).open()
-        expect(other.locator("#key-box")).to_be_visible()
+        yield proc
     finally:
-        keyed.stop()
+        proc.stop()
+
+
+def test_an_api_key_is_asked_for_once_in_its_box_and_kept_for_the_session(
+    tab_factory: Callable[..., Tab], keyed: ServerProcess
+) -> None:
+    tab = tab_factory(url=keyed.url)
+    page = tab.open()
+    box = page.locator("#key-box")
+    expect(box).to_be_visible()
+    expect(page.locator("#key-message")).to_contain_text("in this box")
+    expect(page.locator("body")).not_to_contain_text("header")
+    expect(page.locator("#key")).to_be_focused()
+    page.fill("#key", "wrong-key")
+    page.click("#key-form button")
+    expect(box).to_be_visible()
+    expect(page.locator("#key-message")).to_contain_text("not accepted")
+    page.fill("#key", "s3cret-key")
+    page.click("#key-form button")
+    expect(box).to_be_hidden()
+    live(page)
+    expect(page.locator("#jobs + .empty")).to_be_visible()
+
+    # The key lasts for the browser session: a reload does not ask again, and the
+    # upload and the event stream carry it.
+    page.reload()
+    live(page)
+    expect(box).to_be_hidden()
+    page.goto(f"{keyed.url}/#/import")
+    page.set_input_files("#import-file", str(RESPONSES_CSV))
+    page.fill("#import-dataset", "keyed")
+    page.click("#import-submit")
+    expect(page.locator(".started-jobs article.job").first).to_have_attribute(
+        "data-state", "completed"
+    )
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "collect_key")
+    assert cookie["expires"] == -1, "a session cookie"
+
+    # Another session asks again.
+    other = tab_factory(url=keyed.url).open()
+    expect(other.locator("#key-box")).to_be_visible()
 
 
 # Answers to requests sent with the wrong key, slowed down: all but the first arrive two
@@ -714,28 +720,24 @@ window.fetch = async (...args) => {
 
 
 def test_a_refusal_of_an_earlier_key_arriving_late_does_not_ask_for_the_key_again(
-    tab_factory: Callable[..., Tab], tmp_path: Path
+    tab_factory: Callable[..., Tab], keyed: ServerProcess
 ) -> None:
-    keyed = ServerProcess(tmp_path, COLLECT_API_KEYS="acme:s3cret-key").start()
-    try:
-        tab = tab_factory(url=keyed.url)
-        tab.context.add_init_script(SLOW_STALE_ANSWERS)
-        page = tab.open()
-        box = page.locator("#key-box")
-        expect(box).to_be_visible()
-        page.fill("#key", "wrong-key")
-        page.click("#key-form button")
-        expect(page.locator("#key-message")).to_contain_text("not accepted")
-        page.fill("#key", "s3cret-key")
-        page.click("#key-form button")
-        expect(box).to_be_hidden()
-        live(page)
-        page.wait_for_timeout(3000)  # every late answer to the wrong key has come
-        expect(box).to_be_hidden()
-        live(page)
-        expect(page.locator("#jobs + .empty")).to_be_visible()
-    finally:
-        keyed.stop()
+    tab = tab_factory(url=keyed.url)
+    tab.context.add_init_script(SLOW_STALE_ANSWERS)
+    page = tab.open()
+    box = page.locator("#key-box")
+    expect(box).to_be_visible()
+    page.fill("#key", "wrong-key")
+    page.click("#key-form button")
+    expect(page.locator("#key-message")).to_contain_text("not accepted")
+    page.fill("#key", "s3cret-key")
+    page.click("#key-form button")
+    expect(box).to_be_hidden()
+    live(page)
+    page.wait_for_timeout(3000)  # every late answer to the wrong key has come
+    expect(box).to_be_hidden()
+    live(page)
+    expect(page.locator("#jobs + .empty")).to_be_visible()
 
 
 def test_the_page_says_it_is_reconnecting_and_works_on_after_a_restart(

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
-from collect_api.db import CHANGED, LISTENER_NAME, Database, announce, notify
+from collect_api.db import CHANGED, LISTENER_NAME, Database, announce, asyncpg_dsn, notify
 from tests.helpers import query
 
 
@@ -121,8 +120,7 @@ async def test_a_listener_cancelled_at_any_moment_leaves_no_connection(
     # Terminated connections leave the server's view within moments; the view is polled on
     # one connection of the test's own, so that a loaded machine's slow connects do not
     # count against the deadline (a connection left open stays in the view for ever).
-    dsn = make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
-    watcher = await asyncpg.connect(dsn)
+    watcher = await asyncpg.connect(asyncpg_dsn(postgres_url))
     try:
         async with asyncio.timeout(30):
             while await watcher.fetchval(  # noqa: ASYNC110 - the server's view, polled

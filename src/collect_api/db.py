@@ -67,7 +67,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import asyncpg
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -242,6 +242,11 @@ WRITE_LOCK_STATEMENT = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
 BACKENDS = {"sqlite+aiosqlite": "sqlite", "postgresql+asyncpg": "postgresql"}
 
 
+def asyncpg_dsn(url: str | URL) -> str:
+    """The libpq URI asyncpg (and ADBC) connect to, from a ``postgresql+asyncpg`` URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def backend_of(url: str) -> str:
     """``sqlite`` or ``postgresql``: the database a URL names; ValueError for another."""
     driver = make_url(url).drivername
@@ -374,8 +379,9 @@ class PointReads:
         return None if row is None else tuple(row)
 
     async def _connect(self) -> "asyncpg.Connection[Any]":
-        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        return await asyncpg.connect(dsn, server_settings={"application_name": POINT_READS_NAME})
+        return await asyncpg.connect(
+            asyncpg_dsn(self.url), server_settings={"application_name": POINT_READS_NAME}
+        )
 
     async def close(self) -> None:
         self._closed = True
@@ -502,8 +508,9 @@ class Database:
         self, heard: Callable[[str], None], lost: asyncio.Event
     ) -> "asyncpg.Connection[Any]":
         """A connection that listens on ``CHANNEL`` and sets ``lost`` when it is lost."""
-        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn, server_settings={"application_name": LISTENER_NAME})
+        conn = await asyncpg.connect(
+            asyncpg_dsn(self.url), server_settings={"application_name": LISTENER_NAME}
+        )
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, lambda _conn, _pid, _channel, payload: heard(payload))

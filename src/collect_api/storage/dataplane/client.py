@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from collect_api.db import NOTIFY_STATEMENT, WRITE_LOCK_STATEMENT, backend_of
+from collect_api.db import NOTIFY_STATEMENT, WRITE_LOCK_STATEMENT, asyncpg_dsn, backend_of
 from collect_api.storage.dataplane.base import ChunkBudget
 from collect_api.storage.dataplane.process import (
     RemoteError,
@@ -109,7 +109,7 @@ class DataPlane:
         # server of the job's progress (``db.CHANNEL``).
         self.before_commit: list[str] = []
         if backend_of(database_url) == "postgresql":
-            self.database = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self.database = asyncpg_dsn(url)
             self.before_commit = [WRITE_LOCK_STATEMENT, NOTIFY_STATEMENT]
         else:
             self.database = os.path.abspath(url.database or "")
