@@ -253,6 +253,62 @@ def test_encoded_csv_is_what_csv_writer_writes(seed: int) -> None:
         assert len(fast.encode_csv(chunked, delimiter=delimiter)) == len(batches)
 
 
+def _needs_quotes(value: str, delimiter: str) -> bool:
+    return any(c in value for c in (delimiter, '"', "\r", "\n"))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fields_joined_by_the_query_are_written_as_they_are_or_refused(seed: int) -> None:
+    """Runs of columns joined into one value, as an export's query joins them: the same
+    bytes as ``csv.writer`` when no field of a run needs quotes, None when one does; and
+    ``quoted_columns`` names the columns with a field that does."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        width = rng.randrange(2, 7)
+        dirty = rng.random() < 0.5
+        # Some of the characters that need quotes, each alone as well: a delimiter too many
+        # in a run is found as surely as a quote.
+        specials = rng.sample([",", '"', "\r", "\n"], rng.randrange(1, 5)) if dirty else []
+        alphabet = ["a", "b", " ", "é", "日", "", *specials]
+        rows = [
+            [
+                "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 5)))
+                for _ in range(width)
+            ]
+            for _ in range(rng.randrange(1, 80))
+        ]
+        delimiter = ","
+        # The columns cut into runs of one or more, each run joined into one value.
+        cuts = sorted(rng.sample(range(1, width), rng.randrange(0, width - 1)))
+        runs = [list(range(a, b)) for a, b in zip([0, *cuts], [*cuts, width], strict=True)]
+        table = pa.table(
+            {
+                f"f{n}": pa.array([delimiter.join(row[i] for i in run) for row in rows])
+                for n, run in enumerate(runs)
+            }
+        )
+        joined = {f"f{n}": len(run) for n, run in enumerate(runs) if len(run) > 1}
+        expected = io.StringIO()
+        csv.writer(expected, lineterminator="\r\n").writerows(rows)
+        refused = any(
+            _needs_quotes(row[i], delimiter)
+            for run in runs
+            if len(run) > 1
+            for row in rows
+            for i in run
+        )
+        pieces = fast.encode_csv(table, delimiter=delimiter, joined=joined)
+        if refused:
+            assert pieces is None
+        else:
+            assert pieces is not None
+            assert b"".join(p.to_pybytes() for p in pieces) == expected.getvalue().encode()
+        apart = fast.rows_table(rows, width)
+        assert fast.quoted_columns(apart) == [
+            f"c{i}" for i in range(width) if any(_needs_quotes(row[i], delimiter) for row in rows)
+        ]
+
+
 # --- Bad records, named alike both ways ----------------------------------------------------
 
 both_paths = pytest.mark.parametrize("fast_allowed", [True, False], ids=["fast", "exact"])

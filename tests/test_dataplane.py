@@ -362,6 +362,70 @@ async def test_an_export_read_ahead_in_chunks_of_any_size_writes_every_row_once(
         out.unlink()
 
 
+async def test_an_export_learns_late_which_columns_need_quotes_and_writes_them_exactly(
+    plane: DataPlane, tmp_path: Path
+) -> None:
+    """The worker reads runs of columns joined into one value until a value of one of them
+    needs quotes. Here each column first holds such a value at a different row, some late in
+    the table, and some values are NULL; exported whole, projected in another order, and
+    filtered on a column it does not write, in chunks of several sizes: the file is always
+    what ``csv.writer`` writes of those rows, NULL an empty field."""
+    db = tmp_path / "collect.db"
+    rng = random.Random(9)
+    total = 4_000
+    specials = [",", '"', "\r\n", "\n", "\r", 'a "b", c']
+    first_special = {0: 3_999, 1: 2_500, 2: 1, 4: 700, 6: 3_100}  # columns 3, 5, 7 never
+    rows: list[list[str | None]] = []
+    for key in range(1, total + 1):
+        row: list[str | None] = [f"{key}-{rng.randrange(10**6)} é" for _ in range(COLUMNS)]
+        for column, start in first_special.items():
+            if key == start or (key > start and rng.random() < 0.05):
+                row[column] = rng.choice(specials) + str(row[column])
+        if rng.random() < 0.1:
+            row[rng.randrange(COLUMNS)] = None
+        rows.append(row)
+    with sqlite3.connect(db) as conn:
+        names = ", ".join(f"c{i}" for i in range(COLUMNS))
+        conn.executemany(f"INSERT INTO stage_x ({names}) VALUES ({', '.join('?' * COLUMNS)})", rows)
+    out = tmp_path / "out.csv"
+    cases = [
+        (list(range(COLUMNS)), [], lambda row: True),
+        ([6, 0, 5, 4, 3, 1], [], lambda row: True),
+        (
+            [2, 7, 3],
+            [{"column": "h5", "op": "contains", "value": "7"}],
+            lambda r: "7" in (r[5] or ""),
+        ),
+        ([3], [], lambda row: True),
+    ]
+    for projection, filters, keep in cases:
+        for limit in (97, 1_000):
+            expected = io.StringIO()
+            csv.writer(expected, lineterminator="\r\n").writerows(
+                [
+                    ["" if row[i] is None else row[i] for i in projection]
+                    for row in rows
+                    if keep(row)
+                ]
+            )
+            after, offset = 0, 0
+            async with plane.export_session(
+                table="stage_x",
+                columns=[f"h{i}" for i in range(COLUMNS)],
+                projection=projection,
+                filters=filters,
+                path=str(out),
+                gzipped=False,
+            ) as feed:
+                while after < total:
+                    wrote = await feed.chunk(
+                        after=after, upto=total, limit=limit, fixed=True, offset=offset
+                    )
+                    after, offset = wrote["last_row"], wrote["bytes"]
+            assert out.read_bytes() == expected.getvalue().encode("utf-8"), (projection, limit)
+            out.unlink()
+
+
 async def test_a_worker_refuses_a_request_that_carries_objects_of_the_servers_libraries() -> None:
     """Only plain values cross to a worker: an object would import its module (and the
     server's libraries with it) in the worker, as a table name that was SQLAlchemy's

@@ -18,7 +18,7 @@ Record boundaries, and so checkpoints, come from the same parity: a line feed en
 when the quotes before it are even in number.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -173,61 +173,128 @@ def rows_table(rows: Sequence[Sequence[str]], columns: int) -> pa.Table:
     )
 
 
-def encode_csv(table: pa.Table, *, delimiter: str = ",") -> list[pa.Buffer]:
+def encode_csv(
+    table: pa.Table, *, delimiter: str = ",", joined: Mapping[str, int] | None = None
+) -> list[pa.Buffer] | None:
     """The rows of ``table`` as CSV as Python's ``csv.writer`` writes it: CRLF line ends,
     a field quoted only if it holds the delimiter, a quote, CR or LF, quotes doubled, and
     the one field of a one-column row quoted when it is empty. Nulls are empty fields.
 
     The result is one buffer a record batch, to be written in order: each is the joined
-    lines' own buffer, not a copy. A column is searched for those characters as one string
-    first (its values' bytes, end to end), so that only a column that holds one is looked
-    at value by value."""
+    lines' own buffer, not a copy. A column's bytes are searched for those characters end to
+    end first, so that only a column that holds one is looked at value by value, and only
+    its values that hold one are quoted.
+
+    ``joined`` names the columns that each hold several of the file's fields (how many),
+    already joined by the delimiter (by the query that read them): written as they are, once
+    their bytes show that no field of theirs needs quotes, exactly ``fields - 1``
+    delimiters a row and no quote, CR or LF. None if one of them holds a field that does:
+    the caller reads those fields apart, and ``quoted_columns`` says which they are."""
     if table.num_rows == 0 or table.num_columns == 0:
         return []
-    special = f'[{_class_escape(delimiter)}"\r\n]'
+    specials = _Specials(delimiter)
+    pieces = []
+    for batch in table.to_batches():
+        if batch.num_rows:
+            piece = _encode_batch(batch, specials, joined or {})
+            if piece is None:
+                return None
+            pieces.append(piece)
+    return pieces
+
+
+def quoted_columns(table: pa.Table, *, delimiter: str = ",") -> list[str]:
+    """The columns of ``table`` with a value ``encode_csv`` quotes for the characters it
+    holds (an empty value of a one-column table aside)."""
+    specials = _Specials(delimiter)
     return [
-        _encode_batch(batch, delimiter, special) for batch in table.to_batches() if batch.num_rows
+        name
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if any(specials.count(_text(chunk))[1] for chunk in column.chunks)
     ]
 
 
-def _encode_batch(batch: pa.RecordBatch, delimiter: str, special: str) -> pa.Buffer:
+class _Specials:
+    """Counts the characters that make a field quoted: the delimiter, a quote, CR and LF."""
+
+    def __init__(self, delimiter: str) -> None:
+        code = delimiter.encode("utf-8")
+        if len(code) != 1:
+            raise ValueError(f"the delimiter must be one ASCII character, not {delimiter!r}")
+        self.delimiter = delimiter
+        self.codes = (code[0], QUOTE, CR, LF)
+
+    def count(self, values: pa.Array) -> tuple[int, int]:
+        """How many delimiters ``values`` hold, and how many of all four characters."""
+        data = _data(values)
+        found = [int(np.count_nonzero(data == code)) for code in self.codes]
+        return found[0], sum(found)
+
+    def mask(self, values: pa.Array) -> pa.Array:
+        """Which values hold one of the characters."""
+        data = _data(values)
+        hits = np.flatnonzero(
+            (data == self.codes[0]) | (data == QUOTE) | (data == CR) | (data == LF)
+        )
+        offsets = _offsets(values)
+        needs = np.zeros(len(values), dtype=bool)
+        needs[np.searchsorted(offsets, hits + offsets[0], side="right") - 1] = True
+        return pa.array(needs)
+
+
+def _encode_batch(
+    batch: pa.RecordBatch, specials: _Specials, joined: Mapping[str, int]
+) -> pa.Buffer | None:
     fields = []
-    for column in batch.columns:
-        values = pc.fill_null(pc.cast(column, pa.string()), "")
-        needs = None
-        if pc.match_substring_regex(_as_one_string(values), special)[0].as_py():
-            needs = pc.match_substring_regex(values, special)
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        values = _text(column)
+        width = joined.get(name, 1)
+        delimiters, found = specials.count(values)
+        if width > 1:
+            if found != delimiters or delimiters != len(values) * (width - 1):
+                return None
+            fields.append(values)
+            continue
+        needs = specials.mask(values) if found else None
         if batch.num_columns == 1:  # an empty line would read as no record at all
             empty = pc.equal(pc.binary_length(values), 0)
             needs = empty if needs is None else pc.or_(needs, empty)
         if needs is None or not pc.any(needs).as_py():  # most columns: nothing to quote
             fields.append(values)
             continue
-        quoted = pc.binary_join_element_wise("", pc.replace_substring(values, '"', '""'), "", '"')
-        fields.append(pc.if_else(needs, quoted, values))
-    joined = fields[0] if len(fields) == 1 else pc.binary_join_element_wise(*fields, delimiter)
-    lines = pc.binary_join_element_wise(joined, "", "\r\n")
+        chosen = values.filter(needs)
+        quoted = pc.binary_join_element_wise("", pc.replace_substring(chosen, '"', '""'), "", '"')
+        fields.append(pc.replace_with_mask(values, needs, quoted))
+    # The line end goes on the last field, which is shorter than a line to copy again.
+    fields[-1] = pc.binary_join_element_wise(fields[-1], "", "\r\n")
+    lines = (
+        fields[0] if len(fields) == 1 else pc.binary_join_element_wise(*fields, specials.delimiter)
+    )
     first, last = _bounds(lines)
     return lines.buffers()[2].slice(first, last - first)
 
 
+def _text(column: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.cast(column, pa.string()), "")
+
+
+def _offsets(values: pa.Array) -> np.ndarray:
+    """A string array's value offsets into its data buffer (no copy)."""
+    return np.frombuffer(
+        values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=values.offset * 4
+    )
+
+
 def _bounds(values: pa.Array) -> tuple[int, int]:
     """Where a string array's values start and end in its data buffer."""
-    offsets = pa.Array.from_buffers(
-        pa.int32(), len(values) + 1, [None, values.buffers()[1]], offset=values.offset
-    )
-    return offsets[0].as_py(), offsets[len(values)].as_py()
+    offsets = _offsets(values)
+    return int(offsets[0]), int(offsets[-1])
 
 
-def _as_one_string(values: pa.Array) -> pa.Array:
-    """A one-value array whose value is all of ``values``' bytes end to end (no copy)."""
+def _data(values: pa.Array) -> np.ndarray:
+    """A string array's values' bytes end to end (no copy)."""
     first, last = _bounds(values)
     data = values.buffers()[2]
-    if data is None:
-        return pa.array([""], pa.string())
-    offsets = pa.array([first, last], pa.int32()).buffers()[1]
-    return pa.Array.from_buffers(pa.string(), 1, [None, offsets, data])
-
-
-def _class_escape(character: str) -> str:
-    return "\\" + character if character in "\\]^-[" else character
+    if data is None or last == first:
+        return np.empty(0, dtype=np.uint8)
+    return np.frombuffer(data, dtype=np.uint8, count=last - first, offset=first)

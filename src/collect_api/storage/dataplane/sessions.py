@@ -15,6 +15,7 @@ statement, the staging table's name and the table that keeps rejected records.
 import contextlib
 import csv
 import gzip
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
@@ -28,7 +29,7 @@ import pyarrow as pa
 
 from collect_api.csvio import CsvProblem, Encoding
 from collect_api.csvio.chunks import ChunkRead, ChunkSource, Position, check_rejections
-from collect_api.csvio.fast import encode_csv
+from collect_api.csvio.fast import encode_csv, quoted_columns
 from collect_api.storage.dataplane.base import ChunkBudget, Interrupted
 from collect_api.storage.dataplane.masks import arrow_mask
 from collect_api.storage.dataplane.postgres import PostgresStore
@@ -45,6 +46,8 @@ MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
 # Rows of an export's first chunk in a run.
 FIRST_EXPORT_ROWS = 20_000
+# Joins the fields of a run of columns in a query: the export's delimiter, in SQL.
+JOIN_SQL = " || ',' || "
 REJECTION_SCHEMA = pa.schema(
     [
         ("job_id", pa.string()),
@@ -291,10 +294,13 @@ class ExportSession:
         self.columns = columns
         self.projection = projection
         self.filters = [Filter(**f) for f in filters]
-        needed = sorted({*projection, *(columns.index(f.column) for f in self.filters)})
-        self.select = ", ".join(["_row", *(f"c{i}" for i in needed)])
+        self.filtered = sorted({columns.index(f.column) for f in self.filters})
         self.path = Path(path)
         self.gzipped = gzipped
+        # Columns found to hold a value that needs quotes: read apart from then on. The
+        # threads that prepare halves add to it, under the lock.
+        self._quoted: frozenset[int] = frozenset()
+        self._learning = threading.Lock()
         # Keys a chunk: a run's first chunk is small, so that it commits soon after a start
         # or a resume; later ones take about a quarter second.
         self.budget = ChunkBudget(first=FIRST_EXPORT_ROWS, least=1, most=1 << 30)
@@ -312,30 +318,76 @@ class ExportSession:
         # The range prepared ahead, as (after, end), and its halves to come.
         self._ahead: tuple[tuple[int, int], list[Future[_Half]]] | None = None
 
+    def _fields(self, quoted: frozenset[int]) -> list[list[int]]:
+        """The file's columns as a query reads them: each column known to need quotes alone,
+        and each run of the others between them as one text, joined by the delimiter."""
+        fields: list[list[int]] = []
+        for index in self.projection:
+            if index in quoted or not fields or fields[-1][-1] in quoted:
+                fields.append([index])
+            else:
+                fields[-1].append(index)
+        return fields
+
     def _prepare(self, store: Store, after: int, end: int) -> _Half:
-        """The keys ``(after, end]``: read, filtered, projected and encoded."""
+        """The keys ``(after, end]``: read, filtered, projected and encoded.
+
+        SQLite (or PostgreSQL) joins the fields of a run of columns that need no quotes, so
+        that the driver hands over one value a run, not one a field. The encoder checks that
+        none of them does; if one does, the range is read again with every column apart, and
+        the columns that need quotes are read apart from then on."""
+        fields = self._fields(self._quoted)
+        encoded = self._encode(self._read(store, after, end, fields), fields)
+        if encoded is not None:
+            return encoded
+        fields = [[index] for index in self.projection]
+        chosen = self._read(store, after, end, fields)
+        found = {fields[int(name[1:])][0] for name in quoted_columns(chosen)}
+        with self._learning:
+            self._quoted |= found
+        encoded = self._encode(chosen, fields)
+        assert encoded is not None  # nothing is joined
+        return encoded
+
+    def _read(self, store: Store, after: int, end: int, fields: list[list[int]]) -> pa.Table:
+        """The keys ``(after, end]``, filtered: a column ``f<n>`` for each of ``fields``."""
         # The bounds are integers, written into the query: with no parameters, PostgreSQL's
         # driver reads the rows by ``COPY (query) TO STDOUT``, its fastest way out.
         lo, hi = int(after), int(end)
+        chosen = [
+            (
+                f"c{field[0]}"
+                if len(field) == 1
+                else JOIN_SQL.join(f"coalesce(c{index}, '')" for index in field)
+            )
+            + f" AS f{n}"
+            for n, field in enumerate(fields)
+        ]
         scanned = self._as_text(
             store.query(
-                f'SELECT {self.select} FROM "{self.table}" WHERE _row > {lo} AND _row <= {hi} '
-                "ORDER BY _row",
+                f"SELECT {', '.join([*(f'c{i}' for i in self.filtered), *chosen])} "
+                f'FROM "{self.table}" WHERE _row > {lo} AND _row <= {hi} ORDER BY _row',
                 (),
             )
         )
         if self.filters:
             scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
-        chosen = scanned.select([f"c{i}" for i in self.projection])
-        return _Half(chosen.num_rows, encode_csv(chosen) if chosen.num_rows else [])
+        return scanned.select([f"f{n}" for n in range(len(fields))])
+
+    @staticmethod
+    def _encode(chosen: pa.Table, fields: list[list[int]]) -> _Half | None:
+        """``chosen``'s rows as CSV; None if a joined field holds a value that needs quotes."""
+        if not chosen.num_rows:
+            return _Half(0, [])
+        joined = {f"f{n}": len(field) for n, field in enumerate(fields) if len(field) > 1}
+        pieces = encode_csv(chosen, joined=joined)
+        return None if pieces is None else _Half(chosen.num_rows, pieces)
 
     @staticmethod
     def _as_text(table: pa.Table) -> pa.Table:
         """The driver types a column by the values of its first batch (a range with none, or
         with nulls alone, comes back as integers): made text, as the table's columns are."""
-        schema = pa.schema(
-            [(name, pa.int64() if name == "_row" else pa.string()) for name in table.column_names]
-        )
+        schema = pa.schema([(name, pa.string()) for name in table.column_names])
         return table if table.schema == schema else table.cast(schema)
 
     def _start(self, after: int, end: int) -> tuple[tuple[int, int], list[Future[_Half]]]:
