@@ -210,7 +210,7 @@ def quoted_columns(table: pa.Table, *, delimiter: str = ",") -> list[str]:
     return [
         name
         for name, column in zip(table.column_names, table.columns, strict=True)
-        if any(specials.count(_text(chunk))[1] for chunk in column.chunks)
+        if any(specials.count(_text(chunk)) for chunk in column.chunks)
     ]
 
 
@@ -224,11 +224,11 @@ class _Specials:
         self.delimiter = delimiter
         self.codes = (code[0], QUOTE, CR, LF)
 
-    def count(self, values: pa.Array) -> tuple[int, int]:
-        """How many delimiters ``values`` hold, and how many of all four characters."""
+    def count(self, values: pa.Array) -> int:
+        """How many of the four characters ``values`` hold, all told (a count a character
+        is cheaper than one pass for all four)."""
         data = _data(values)
-        found = [int(np.count_nonzero(data == code)) for code in self.codes]
-        return found[0], sum(found)
+        return sum(int(np.count_nonzero(data == code)) for code in self.codes)
 
     def mask(self, values: pa.Array) -> pa.Array:
         """Which values hold one of the characters."""
@@ -249,9 +249,11 @@ def _encode_batch(
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         values = _text(column)
         width = joined.get(name, 1)
-        delimiters, found = specials.count(values)
+        found = specials.count(values)
         if width > 1:
-            if found != delimiters or delimiters != len(values) * (width - 1):
+            # Only the delimiters that join its fields: no field holds a character that
+            # needs quotes.
+            if found != len(values) * (width - 1):
                 return None
             fields.append(values)
             continue
