@@ -118,3 +118,77 @@ async def test_a_subscription_gets_every_state_change_in_order_and_only_its_tena
     ]
     assert [s[3] for s in seen] == sorted(s[3] for s in seen)
     await db.dispose()
+
+
+async def test_a_stopping_service_sends_what_was_committed_before_it_ends_the_streams(
+    tmp_path: Path,
+) -> None:
+    db = await _database(tmp_path)
+    # Progress paced an hour apart: what the last poll finds would otherwise stay held.
+    broker = Broker(db, progress_interval=3600)
+    await broker.sync()
+    ids = [new_job_id() for _ in range(2)]
+    async with db.write() as conn:
+        for job_id in ids:
+            await store.insert_job(
+                conn,
+                job_id=job_id,
+                tenant="t",
+                kind="k",
+                params={},
+                progress=NO_PROGRESS,
+                actor="t",
+            )
+
+    async def progress(job: Job, done: int) -> Job:
+        async with db.write() as conn:
+            return await store.update_job(conn, job, progress={**job.progress, "done": done})
+
+    with broker.subscribe(tenant="t") as sub, broker.subscribe(tenant="t") as other:
+        working, _pausing = [await _move(db, job_id, JobState.RUNNING) for job_id in ids]
+        working = await progress(working, 1)
+        await broker.poll()  # the first progress goes out at once, the next an hour later
+        # A pause, then progress (held back: no later state change sends it along).
+        await _move(db, ids[1], JobState.PAUSING, JobState.PAUSED)
+        await progress(working, 5)
+        # The stop is asked before any poll has seen these changes.
+        broker.end_streams()
+        assert not broker._closed, "the streams ended before the changes were polled"
+        await broker.poll()
+        assert broker._closed
+        for stream in (sub, other):
+            seen, done = [], []
+            async with asyncio.timeout(5):
+                async for event in stream.events():  # ends by itself: the stream was closed
+                    doc = event.document
+                    seen.append((ids.index(event.job_id), event.kind, doc["state"]))
+                    done.append(doc["progress"]["done"] if event.kind == "progress" else None)
+            # Unread, a stream holds only the newest progress of a job: the one held back.
+            assert [s for s in seen if s[0] == 0] == [
+                (0, "state", "queued"),
+                (0, "state", "running"),
+                (0, "progress", "running"),
+            ]
+            assert [d for d in done if d is not None] == [5]
+            assert [s for s in seen if s[0] == 1][-2:] == [
+                (1, "state", "pausing"),
+                (1, "state", "paused"),
+            ]
+    # A stream subscribing now ends at once.
+    with broker.subscribe(tenant="t") as sub:
+        assert [e async for e in sub.events()] == []
+    await db.dispose()
+
+
+async def test_a_stopping_service_ends_its_streams_even_if_no_poll_gets_through(
+    tmp_path: Path,
+) -> None:
+    db = await _database(tmp_path)
+    broker = Broker(db, progress_interval=0)
+    await broker.sync()
+    with broker.subscribe(tenant="t") as sub:
+        broker.end_streams(within_s=0.05)  # and the poll loop never polls again
+        async with asyncio.timeout(5):
+            assert [e async for e in sub.events()] == []
+    assert broker._closed
+    await db.dispose()

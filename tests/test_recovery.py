@@ -5,6 +5,7 @@ import json
 import random
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -269,11 +270,19 @@ async def test_a_job_that_keeps_killing_its_process_fails_after_max_attempts(
     job_id = None
     done = 0
     for attempt in range(1, 4):
+        restarted = datetime.now(UTC)
         server = ServerProcess(tmp_path, database_url=database, **env).start()
         try:
             async with client_for(server) as client:
                 if job_id is None:
                     job_id = (await start_import(client, source, "doomed"))["id"]
+                else:
+                    # From its first answer, a restarted server does not show the job its
+                    # dead process ran as running: it was taken back before serving.
+                    first = (await client.get(f"/jobs/{job_id}")).json()
+                    changed = datetime.fromisoformat(first["updated_at"])
+                    assert first["state"] in {"queued", "running"}
+                    assert changed > restarted, f"attempt {attempt}: {first['state']} as before"
                 # Claimed again by this server (a restart finds it queued first), and at work.
                 await wait_for(client, job_id, {"running"})
                 job = await wait_progress(client, job_id, done + 1)

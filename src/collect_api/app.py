@@ -51,7 +51,8 @@ def _problem(status: int, title: str, detail: str, **extra: object) -> JSONRespo
 
 @contextmanager
 def _end_streams_on_stop(broker: Broker) -> Iterator[None]:
-    """On SIGTERM or SIGINT, end the event streams before the server drains connections.
+    """On SIGTERM or SIGINT, end the event streams before the server drains connections,
+    once they have been sent what was committed up to then (``Broker.end_streams``).
 
     uvicorn runs the lifespan shutdown only once every response has finished, and an event
     stream never finishes by itself: without this a stop waits for the graceful-shutdown
@@ -64,7 +65,7 @@ def _end_streams_on_stop(broker: Broker) -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def on_stop(sig: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(broker.close_streams)
+        loop.call_soon_threadsafe(broker.end_streams)
         handler = previous[signal.Signals(sig)]
         if callable(handler):
             handler(sig, frame)

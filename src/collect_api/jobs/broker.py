@@ -22,6 +22,10 @@ Invariants:
   client never slows a job.
 - An event's document is encoded to JSON once, when it is polled, however many streams
   send it.
+- A stopping service ends its streams only after a poll that started once the stop was
+  asked (``end_streams``), with any progress held back offered first: every change
+  committed before the stop reaches the streams open then, unless that poll fails or takes
+  over ``LAST_POLL_S``.
 """
 
 import asyncio
@@ -44,6 +48,9 @@ from collect_api.jobs.store import HISTORY, JOB, job_document, job_of
 # How soon progress notified from another process is polled for: as often as the default
 # polling interval, well within the pacing of ``progress`` events.
 PROGRESS_POLL_S = 0.1
+# How long a stopping service waits for its last poll before it ends the streams regardless
+# (``end_streams``): a poll takes milliseconds, unless the database does not answer.
+LAST_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ class Subscription:
         self._closed = False
 
     def close(self) -> None:
-        """End ``events()``: the service is stopping."""
+        """End ``events()`` once it has yielded what was offered: the service is stopping."""
         self._closed = True
         self._changed.set()
 
@@ -111,9 +118,12 @@ class Subscription:
 
     async def events(self, idle_s: float | None = None) -> AsyncIterator[JobEvent | None]:
         """Events in increasing ``rev``, as the broker paced them; with ``idle_s``, None
-        after each ``idle_s`` seconds without one."""
-        while not self._closed:
+        after each ``idle_s`` seconds without one. Once closed, it ends after the events
+        offered before the close."""
+        while True:
             if not self._states and not self._progress:
+                if self._closed:
+                    return
                 self._changed.clear()
                 try:
                     async with asyncio.timeout(idle_s):
@@ -150,6 +160,11 @@ class Broker:
         db.after_commit(self.changed.set)
         # The poll that progress notified from elsewhere asks for (``progressed``).
         self._progress_poll: asyncio.TimerHandle | None = None
+        # Polls started so far; while the service stops, how many had started when the stop
+        # was asked, and the timer that ends the streams if no later poll ends in time.
+        self._polls = 0
+        self._last_before_stop: int | None = None
+        self._stop_timer: asyncio.TimerHandle | None = None
 
     def progressed(self) -> None:
         """A job's progress was committed somewhere (notified): poll within
@@ -164,15 +179,25 @@ class Broker:
 
         self._progress_poll = asyncio.get_running_loop().call_later(PROGRESS_POLL_S, poll)
 
+    def end_streams(self, within_s: float = LAST_POLL_S) -> None:
+        """The service is stopping: deliver what has been committed up to now, then end
+        every stream (``close_streams``). A poll is asked for at once, and the streams end
+        when it does, or after ``within_s`` seconds if it fails or hangs."""
+        if self._closed or self._last_before_stop is not None:
+            return
+        self._last_before_stop = self._polls
+        self.changed.set()
+        self._stop_timer = asyncio.get_running_loop().call_later(within_s, self.close_streams)
+
     def close_streams(self) -> None:
         """End every subscription, and refuse new ones: the service is stopping, and open
         event streams would otherwise hold its shutdown back. Clients reconnect with
         ``Last-Event-ID`` and miss nothing."""
         self._closed = True
-        for timer in (self._timer, self._progress_poll):
+        for timer in (self._timer, self._progress_poll, self._stop_timer):
             if timer is not None:
                 timer.cancel()
-        self._timer = self._progress_poll = None
+        self._timer = self._progress_poll = self._stop_timer = None
         for sub in self._subscriptions:
             sub.close()
 
@@ -198,6 +223,17 @@ class Broker:
         self._last_job_rev, self._last_history_rev = await self._revisions()
 
     async def poll(self) -> None:
+        """Deliver every change committed since the last poll; the last poll of a stopping
+        service (``end_streams``) then offers the progress held back and ends the streams."""
+        self._polls += 1
+        started = self._polls
+        await self._poll()
+        stop = self._last_before_stop
+        if stop is not None and started > stop and not self._closed:
+            self._offer_held()
+            self.close_streams()
+
+    async def _poll(self) -> None:
         """Deliver every change committed since the last poll. With no subscription open,
         nothing is read but where the revisions stand: whoever subscribes reads the job
         after subscribing and takes only later changes. Where the revisions stand is read

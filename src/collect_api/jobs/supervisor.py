@@ -168,6 +168,10 @@ class Supervisor:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Jobs whose process is found dead are taken back before the first request is
+        # served: from its first answer, the service does not show them running. A failure
+        # here is logged, and the scheduler tries again within ``RECOVERY_INTERVAL_S``.
+        await self._pass("recovery of abandoned jobs", self._recover_abandoned, 0)
         await self.broker.sync()
         self._loops = [
             asyncio.create_task(self._schedule_forever(), name="collect-scheduler"),
