@@ -171,6 +171,17 @@ async def query(database_url: str, sql: str, **params: Any) -> list[tuple[Any, .
         await engine.dispose()
 
 
+async def execute(database_url: str, sql: str, **params: Any) -> int:
+    """Run ``sql`` (named ``:params``) and commit, on a connection of the test's own; the
+    rows it changed."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            return (await conn.execute(text(sql), params)).rowcount
+    finally:
+        await engine.dispose()
+
+
 async def take_write_lock(database_url: str, timeout: float) -> float:  # noqa: ASYNC109 - the lock's own timeout
     """Take and give back the engine's write lock from a connection of the test's own:
     SQLite's (``BEGIN IMMEDIATE``) or, on PostgreSQL, the advisory lock every writer

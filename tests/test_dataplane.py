@@ -362,6 +362,43 @@ async def test_an_export_read_ahead_in_chunks_of_any_size_writes_every_row_once(
         out.unlink()
 
 
+async def test_an_exports_checkpoint_commits_in_its_worker_only_while_its_statement_applies(
+    plane: DataPlane, tmp_path: Path
+) -> None:
+    """Each chunk's checkpoint is committed by the worker that wrote it; one whose statement
+    applies to no row (a claim lost, a control request waiting) commits nothing, leaves no
+    transaction open (the test's own writes go through), and the session goes on."""
+    db = tmp_path / "collect.db"
+    rows = [[str(v) for v in row] for row in responses(500, seed=6)]
+    with sqlite3.connect(db) as conn:
+        names = ", ".join(f"c{i}" for i in range(COLUMNS))
+        conn.executemany(f"INSERT INTO stage_x ({names}) VALUES ({', '.join('?' * COLUMNS)})", rows)
+    out = tmp_path / "out.csv"
+    async with plane.export_session(
+        table="stage_x",
+        columns=[f"h{i}" for i in range(COLUMNS)],
+        projection=list(range(COLUMNS)),
+        filters=[],
+        path=str(out),
+        gzipped=False,
+    ) as feed:
+        first = await feed.chunk(after=0, upto=500, limit=200, fixed=True, offset=0)
+        assert await feed.commit(CHECKPOINT, [str(first["last_row"])])
+        assert count(db, "SELECT checkpoint FROM job") == "200"
+        with sqlite3.connect(db, timeout=5) as conn:
+            conn.execute("UPDATE job SET open = 0")
+        second = await feed.chunk(after=200, upto=500, limit=200, fixed=True, offset=first["bytes"])
+        assert not await feed.commit(CHECKPOINT, [str(second["last_row"])])
+        assert count(db, "SELECT checkpoint FROM job") == "200"
+        with sqlite3.connect(db, timeout=5) as conn:
+            conn.execute("UPDATE job SET open = 1")
+        assert await feed.commit(CHECKPOINT, [str(second["last_row"])])
+        assert count(db, "SELECT checkpoint FROM job") == "400"
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\r\n").writerows(rows[:400])
+    assert out.read_bytes() == expected.getvalue().encode("utf-8")
+
+
 async def test_an_export_learns_late_which_columns_need_quotes_and_writes_them_exactly(
     plane: DataPlane, tmp_path: Path
 ) -> None:

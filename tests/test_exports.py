@@ -14,7 +14,15 @@ import pytest
 from collect_api.samples import HEADER, responses, write_responses_csv
 from collect_api.settings import Settings
 from tests.conftest import app_client, make_settings
-from tests.helpers import csv_bytes, read_csv, start_import, wait_for, wait_progress
+from tests.helpers import (
+    csv_bytes,
+    execute,
+    query,
+    read_csv,
+    start_import,
+    wait_for,
+    wait_progress,
+)
 
 pytestmark = pytest.mark.backends
 
@@ -231,6 +239,32 @@ async def test_replacing_the_dataset_mid_export_fails_the_export(
     failed = await wait_for(client, job["id"], {"failed"})
     assert failed["error"]["code"] == "dataset_changed"
     assert "replaced" in failed["error"]["message"]
+    assert list(settings.exports_dir.iterdir()) == []
+
+
+@pytest.mark.settings(chunk_rows=5)
+async def test_an_export_whose_dataset_becomes_another_table_mid_run_commits_no_more(
+    client: httpx.AsyncClient, settings: Settings, source: Path
+) -> None:
+    """The dataset's row is pointed at another table while the old one stays readable: the
+    next chunk's checkpoint does not apply, and the export fails as replaced."""
+    await load(client, source)
+    await load(client, source, name="other")
+    job = await export(client)
+    await wait_progress(client, job["id"], 1)
+    [(other,)] = await query(
+        settings.database_url, "SELECT table_name FROM dataset WHERE name = 'other'"
+    )
+    changed = await execute(
+        settings.database_url,
+        "UPDATE dataset SET table_name = :other WHERE name = 'responses'",
+        other=other,
+    )
+    assert changed == 1
+    failed = await wait_for(client, job["id"], {"failed"})
+    assert failed["error"]["code"] == "dataset_changed"
+    assert "replaced" in failed["error"]["message"]
+    assert failed["progress"]["done"] < ROWS
     assert list(settings.exports_dir.iterdir()) == []
 
 

@@ -13,10 +13,10 @@ flight, then rolls the transaction back, and only then reaches the job's corouti
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Update
+from sqlalchemy import ColumnElement, Update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from collect_api.db import Database, Interrupt, Interrupted, shielded
@@ -121,14 +121,26 @@ class JobContext:
             self._stop_elsewhere = None
 
     def checkpoint_statement(
-        self, *, checkpoint: Mapping[str, Any], progress: Progress
-    ) -> tuple[str, list[Any]]:
-        """The statement that commits a checkpoint with the chunk it covers, if the job is
-        still this run's and no control request waits, as text for the data plane's worker;
-        it returns a row when it applied."""
-        return store.checkpoint_statement(
-            self.db.backend, **self._checkpoint_claim(checkpoint, progress)
+        self, *, provided: Sequence[ColumnElement[bool]] = ()
+    ) -> Callable[..., tuple[str, list[Any]]]:
+        """What makes the statement that commits a chunk's checkpoint with the chunk, as
+        text for the data plane's worker: called with each chunk's ``checkpoint`` and
+        ``progress``. It applies (and returns a row) only if the job is still this run's, no
+        control request waits and ``provided`` holds. Compiled once, for the run."""
+        compiled = store.CheckpointStatement(
+            self.db.backend, job_id=self.job.id, owner=self.owner, provided=provided
         )
+
+        def statement(
+            *, checkpoint: Mapping[str, Any], progress: Progress
+        ) -> tuple[str, list[Any]]:
+            return compiled(
+                checkpoint=checkpoint,
+                progress=progress,
+                lease_expires_at=time.time() + self.settings.lease_s,
+            )
+
+        return statement
 
     def _checkpoint_update(self, checkpoint: Mapping[str, Any], progress: Progress) -> Update:
         """``checkpoint_statement``, for a chunk written in this process."""

@@ -6,8 +6,12 @@ pagination on ``_row``, never OFFSET). Rows appended later have greater keys and
 read; a replaced or deleted dataset makes the job fail rather than mix versions.
 
 Checkpoint: ``{last_row, bytes, rows, ...}`` — the last row key written, the file's size
-and the rows written, committed after the chunk's bytes are in the file. A resumed run cuts
-the file back to ``bytes`` and reads on from ``last_row``.
+and the rows written, committed after the chunk's bytes are in the file, and only while the
+dataset is still that table. On SQLite the data plane's worker that wrote the chunk commits
+its checkpoint too (the checkpoint statement holds that condition); on PostgreSQL this
+process commits it, with the chunk's bytes kept in the database for every server
+(``storage.shared``). A resumed run cuts the file back to ``bytes`` and reads on from
+``last_row``.
 """
 
 import asyncio
@@ -21,7 +25,7 @@ from typing import ClassVar, TypedDict, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from collect_api.db import Database
+from collect_api.db import Database, raise_if_interrupted
 from collect_api.errors import DatasetNotFound, Unprocessable
 from collect_api.ids import utcnow
 from collect_api.jobs import store
@@ -191,6 +195,10 @@ class ExportKind:
 
         spent = {"chunks": 0, "write": 0.0, "commit": 0.0}
         started, rows_before = time.monotonic(), cp["rows"]
+        # Committed in the worker only where the dataset is still the table being read.
+        checkpoint_statement = ctx.checkpoint_statement(
+            provided=[datasets.still_in(tenant=job.tenant, name=p["dataset"], table=table)]
+        )
         try:
             async with self.dataplane.export_session(
                 table=cp["table"],
@@ -200,53 +208,75 @@ class ExportKind:
                 path=str(path),
                 gzipped=bool(p["gzip"]),
             ) as feed:
-                await ctx.read(unchanged)
-                while cp["last_row"] < cp["max_row"]:
-                    # Gzip output is a member per chunk: its chunks are a fixed number of
-                    # rows, so that a resumed export is byte-identical. Plain CSV chunks
-                    # take about a quarter second (the worker sizes them).
-                    writing, before = time.monotonic(), cp["bytes"]
-                    wrote = await ctx.step(
-                        functools.partial(
-                            feed.chunk,
-                            after=cp["last_row"],
-                            upto=cp["max_row"],
-                            limit=cp["chunk_rows"],
-                            fixed=bool(p["gzip"]),
-                            offset=cp["bytes"],
-                        ),
-                        interrupt=feed.interrupt,
+
+                async def write(before: ExportCheckpoint) -> tuple[ExportCheckpoint, Progress]:
+                    """The next chunk written to the file, and the checkpoint after it. Gzip
+                    output is a member per chunk: its chunks are a fixed number of rows, so
+                    that a resumed export is byte-identical. Plain CSV chunks take about a
+                    quarter second (the worker sizes them)."""
+                    writing = time.monotonic()
+                    wrote = await feed.chunk(
+                        after=before["last_row"],
+                        upto=before["max_row"],
+                        limit=before["chunk_rows"],
+                        fixed=bool(p["gzip"]),
+                        offset=before["bytes"],
                     )
-                    written = cp["rows"] + wrote["rows"]
-                    cp = {
-                        **cp,
+                    spent["write"] += time.monotonic() - writing
+                    written = before["rows"] + wrote["rows"]
+                    after: ExportCheckpoint = {
+                        **before,
                         "last_row": wrote["last_row"],
                         "bytes": wrote["bytes"],
                         "rows": written,
                     }
-                    progress = _progress(
+                    return after, _progress(
                         rows=written,
-                        total=cp["total"],
-                        size=cp["bytes"],
+                        total=after["total"],
+                        size=after["bytes"],
                         rate=ctx.rate(written),
-                        position=cp["last_row"] / cp["max_row"] if cp["max_row"] else 1,
+                        position=after["last_row"] / after["max_row"] if after["max_row"] else 1,
                     )
 
-                    # The dataset is checked in the transaction that commits the chunk, and
-                    # the chunk's bytes are kept with it where every server finds them.
-                    part = b""
-                    if shared.enabled:
-                        part = await asyncio.to_thread(read_at, path, before, cp["bytes"])
-
+                async def write_and_commit(
+                    before: ExportCheckpoint,
+                ) -> tuple[ExportCheckpoint, Progress, bool]:
+                    """``write``, and its checkpoint committed by the worker too; False if the
+                    checkpoint statement applied to no row."""
+                    after, progress = await write(before)
+                    statement = checkpoint_statement(checkpoint=after, progress=progress)
+                    raise_if_interrupted()
                     committing = time.monotonic()
-                    await ctx.chunk(
-                        functools.partial(commit, start=before, part=part),
-                        checkpoint=cp,
-                        progress=progress,
-                    )
-                    spent["chunks"] += 1
-                    spent["write"] += committing - writing
+                    applied = await feed.commit(*statement)
                     spent["commit"] += time.monotonic() - committing
+                    return after, progress, applied
+
+                await ctx.read(unchanged)
+                while cp["last_row"] < cp["max_row"]:
+                    if shared.enabled:
+                        # The chunk's bytes are kept with its checkpoint where every server
+                        # finds them, in a transaction of this process.
+                        after, progress = await ctx.step(
+                            functools.partial(write, cp), interrupt=feed.interrupt
+                        )
+                        part = await asyncio.to_thread(read_at, path, cp["bytes"], after["bytes"])
+                        committing = time.monotonic()
+                        await ctx.chunk(
+                            functools.partial(commit, start=cp["bytes"], part=part),
+                            checkpoint=after,
+                            progress=progress,
+                        )
+                        spent["commit"] += time.monotonic() - committing
+                    else:
+                        after, progress, applied = await ctx.step(
+                            functools.partial(write_and_commit, cp), interrupt=feed.interrupt
+                        )
+                        if not applied:
+                            await ctx.read(unchanged)  # raises if the dataset changed
+                            await ctx.refused()
+                        ctx.saved(checkpoint=after, progress=progress)
+                    cp = after
+                    spent["chunks"] += 1
         except RemoteError:
             await ctx.read(unchanged)  # a table dropped under the read: the dataset changed
             raise

@@ -334,12 +334,13 @@ class ImportKind(CsvKind):
                 private=job.private,
                 path=upload_path(self.settings, job.id),
             ) as feed:
+                checkpoint_statement = ctx.checkpoint_statement()
 
                 async def chunk(before: Checkpoint) -> tuple[Checkpoint, Progress, bool, bool]:
                     staged = await feed.stage(**stage_options(self.settings, p, before))
                     after = advanced(before, staged)
                     shown = checkpoint_progress(after, size=size, rate=ctx.rate(after["records"]))
-                    statement = ctx.checkpoint_statement(checkpoint=after, progress=shown)
+                    statement = checkpoint_statement(checkpoint=after, progress=shown)
                     committing = time.monotonic()
                     try:
                         raise_if_interrupted()

@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
     UniqueConstraint,
     delete,
+    exists,
     insert,
     inspect,
     select,
@@ -111,6 +113,14 @@ async def get_dataset(conn: AsyncConnection, *, tenant: str, name: str) -> Datas
     if row is None:
         raise DatasetNotFound(name)
     return Dataset.model_validate(dict(row._mapping))
+
+
+def still_in(*, tenant: str, name: str, table: str) -> ColumnElement[bool]:
+    """A condition that holds while dataset ``name`` is the rows of ``table``: neither
+    deleted nor replaced."""
+    return exists().where(
+        DATASET.c.tenant == tenant, DATASET.c.name == name, DATASET.c.table_name == table
+    )
 
 
 async def find_dataset(conn: AsyncConnection, *, tenant: str, name: str) -> Dataset | None:

@@ -94,6 +94,15 @@ class ExportFeed:
         )
         return result
 
+    async def commit(self, statement: str, params: list[Any]) -> bool:
+        """Commit the checkpoint of what was written, ``statement``, in the worker; False if
+        it applied to no row."""
+        return bool(
+            await self._worker.call(
+                "export_commit", session=self._session, statement=statement, params=params
+            )
+        )
+
     def interrupt(self) -> None:
         self._worker.interrupt()
 
@@ -155,7 +164,10 @@ class DataPlane:
 
     @asynccontextmanager
     async def export_session(self, **kwargs: Any) -> AsyncIterator[ExportFeed]:
-        async with self._session("export_open", **kwargs) as (worker, session):
+        async with self._session("export_open", before_commit=self.before_commit, **kwargs) as (
+            worker,
+            session,
+        ):
             yield ExportFeed(worker, session)
 
     async def close(self) -> None:

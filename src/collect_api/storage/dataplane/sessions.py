@@ -289,6 +289,7 @@ class ExportSession:
         filters: list[dict[str, Any]],
         path: str,
         gzipped: bool,
+        before_commit: list[str] | None = None,
     ) -> None:
         self.table = table
         self.columns = columns
@@ -305,6 +306,10 @@ class ExportSession:
         # or a resume; later ones take about a quarter second.
         self.budget = ChunkBudget(first=FIRST_EXPORT_ROWS, least=1, most=1 << 30)
         self.stores = stores
+        self.database = database
+        self.before_commit = before_commit
+        # The connection that commits checkpoints (``commit``), taken at the first.
+        self._writer: Store | None = None
         self._readers: list[tuple[Store, ThreadPoolExecutor]] = []
         try:
             for n in range(2):
@@ -459,13 +464,37 @@ class ExportSession:
             "bytes": size_after,
         }
 
+    def commit(self, statement: str, params: list[Any], interrupted: Interrupt) -> bool:
+        """Commit the checkpoint of the chunks written so far: ``statement`` in a
+        transaction of its own, committed if it changed a row (it returns one)."""
+        if self._writer is None:
+            self._writer = self.stores.take(self.database, self.before_commit)
+        writer = self._writer
+        writer.begin(interrupted)
+        try:
+            applied = bool(writer.returning(statement, params))
+        except BaseException:
+            writer.rollback()
+            raise
+        if not applied:
+            writer.rollback()
+            return False
+        writer.commit()
+        return True
+
     def rollback(self) -> None:
-        """Nothing to undo: each read is a statement of its own, and holds no transaction."""
+        """No transaction stays open: each read is a statement of its own, and ``commit``
+        ends its transaction before it returns."""
+        if self._writer is not None:
+            self._writer.rollback()
 
     def close(self) -> None:
         for store, pool in self._readers:
             pool.shutdown(wait=True, cancel_futures=True)
             self.stores.give(store)
+        if self._writer is not None:
+            self.stores.give(self._writer)
+            self._writer = None
 
 
 class Sessions:
@@ -536,6 +565,16 @@ def export_chunk(
     return found.chunk(interrupted=interrupted, **kwargs)
 
 
+def export_commit(
+    sessions: Sessions, *, session: str, statement: str, params: list[Any], interrupted: Interrupt
+) -> bool:
+    """Commit an export's checkpoint (``statement``); False if it applied to no row."""
+    found: ExportSession = sessions.get(session)
+    if interrupted():
+        raise Interrupted
+    return found.commit(statement, params, interrupted)
+
+
 def close(sessions: Sessions, *, session: str, interrupted: Interrupt) -> None:
     found = sessions.open.pop(session, None)
     if found is not None:
@@ -555,6 +594,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
         rollback,
         export_open,
         export_chunk,
+        export_commit,
         close,
         ping,
     )
