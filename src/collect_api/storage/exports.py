@@ -6,7 +6,9 @@ output is a series of gzip members, one per chunk (a valid gzip file, RFC 1952 Â
 compressed with a fixed level and timestamp, so it is byte-identical too.
 """
 
+import contextlib
 import csv
+import ctypes
 import gzip
 import io
 import operator
@@ -16,6 +18,12 @@ from pathlib import Path
 
 GZIP_LEVEL = 6
 _WITHOUT_KEY = operator.itemgetter(slice(1, None))
+# ``sync_file_range(2)`` (Linux): start writing a range of a file to disk without waiting.
+_SYNC_FILE_RANGE_WRITE = 2
+_sync_file_range = None
+with contextlib.suppress(OSError, AttributeError):
+    _sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 
 
 def export_path(exports_dir: Path, job_id: str, *, gzipped: bool) -> Path:
@@ -35,9 +43,17 @@ def encode_chunk(
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0) if gzipped and data else data
 
 
-def write_at(path: Path, offset: int, *pieces: bytes | memoryview, sync: bool = False) -> int:
+def write_at(
+    path: Path,
+    offset: int,
+    *pieces: bytes | memoryview,
+    sync: bool = False,
+    write_behind: bool = False,
+) -> int:
     """Write ``pieces`` one after another at ``offset``, dropping anything past it; the new
-    size."""
+    size. ``sync``: on disk before it returns. ``write_behind``: on its way to disk, not
+    waited for (where the system can), so that a later ``sync`` has little left to do: the
+    last sync of a 100 MB export took 40-50 ms here when nothing had been written before."""
     path.parent.mkdir(parents=True, exist_ok=True)
     size = offset
     with open(path, "r+b" if path.exists() else "w+b") as f:
@@ -49,6 +65,8 @@ def write_at(path: Path, offset: int, *pieces: bytes | memoryview, sync: bool = 
         f.flush()
         if sync:
             os.fsync(f.fileno())
+        elif write_behind and _sync_file_range is not None and size > offset:
+            _sync_file_range(f.fileno(), offset, size - offset, _SYNC_FILE_RANGE_WRITE)
         return size
 
 

@@ -46,6 +46,11 @@ MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
 # Rows of an export's first chunk in a run.
 FIRST_EXPORT_ROWS = 20_000
+# How long jemalloc keeps the pages of Arrow's freed memory for reuse while an export runs
+# (ms). A worker otherwise gives them back at once (``serve._return_memory``), and an export,
+# which allocates its buffers afresh for every range, then spent 0.35-0.43 s of system time
+# in page faults on 1M rows, against 0.13-0.20 s with 100 ms (measured 2026-12-04).
+EXPORT_DECAY_MS = 200
 # Joins the fields of a run of columns in a query: the export's delimiter, in SQL.
 JOIN_SQL = " || ',' || "
 REJECTION_SCHEMA = pa.schema(
@@ -322,6 +327,7 @@ class ExportSession:
             raise
         # The range prepared ahead, as (after, end), and its halves to come.
         self._ahead: tuple[tuple[int, int], list[Future[_Half]]] | None = None
+        _keep_freed_pages(EXPORT_DECAY_MS)
 
     def _fields(self, quoted: frozenset[int]) -> list[list[int]]:
         """The file's columns as a query reads them: each column known to need quotes alone,
@@ -456,7 +462,7 @@ class ExportSession:
         if self.gzipped and pieces:
             data = b"".join(pieces)
             pieces = [memoryview(gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))]
-        size_after = write_at(self.path, offset, *pieces)
+        size_after = write_at(self.path, offset, *pieces, write_behind=True)
         self.budget.observe(end - after, time.monotonic() - started)
         return {
             "rows": sum(half.rows for half in halves),
@@ -495,6 +501,14 @@ class ExportSession:
         if self._writer is not None:
             self.stores.give(self._writer)
             self._writer = None
+        _keep_freed_pages(0)
+
+
+def _keep_freed_pages(ms: int) -> None:
+    """Let jemalloc keep freed pages ``ms`` milliseconds before it gives them back (0: at
+    once). A worker serves one session at a time, so the setting is the session's."""
+    with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
+        pa.jemalloc_set_decay_ms(ms)
 
 
 class Sessions:
