@@ -221,6 +221,7 @@ async def test_export_is_a_snapshot_of_the_dataset_when_it_started(
     await wait_for(client, appended["id"], {"completed"})
     running = (await client.get(f"/jobs/{job['id']}")).json()
     assert running["state"] == "running", "the export should still be running"
+    assert running["progress"]["total"] == ROWS  # the rows of its snapshot
     await wait_for(client, job["id"], {"completed"})
     rows = read_csv(await download(client, job["id"]))
     assert rows == select(None, lambda r: True)

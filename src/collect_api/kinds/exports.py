@@ -318,8 +318,8 @@ class ExportKind:
         )
 
     async def _begin(self, ctx: JobContext, path: Path) -> ExportCheckpoint:
-        """Fix the snapshot (table and last row key), count the rows when that is cheap (no
-        filters), write the header."""
+        """Fix the snapshot (table and last row key) and, with no filters, its rows to come;
+        write the header."""
         job = ctx.job
         p = job.params
 
@@ -330,11 +330,11 @@ class ExportKind:
                     f"dataset {p['dataset']!r} was deleted before the export started",
                     code="dataset_changed",
                 )
-            max_row = await datasets.max_row(conn, found)
-            total = None
-            if not p["filters"]:
-                total = await datasets.count_rows(conn, found, max_row=max_row)
-            return found, max_row, total
+            # A dataset table's rows change only when a job publishes, in the transaction
+            # that sets its row count: in this snapshot the count is the table's. Counting
+            # the rows again took 80 ms on 1M rows (SQLite reads every page to count).
+            total = None if p["filters"] else found.row_count
+            return found, await datasets.max_row(conn, found), total
 
         found, max_row, total = await ctx.read(snapshot)
         names = p["columns"] or found.columns

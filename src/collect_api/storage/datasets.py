@@ -163,14 +163,6 @@ async def max_row(conn: AsyncConnection, dataset: Dataset) -> int:
     return int(result.scalar_one())
 
 
-async def count_rows(conn: AsyncConnection, dataset: Dataset, *, max_row: int) -> int:
-    result = await conn.execute(
-        text(f'SELECT count(*) FROM "{_checked(dataset.table_name)}" WHERE _row <= :upto'),
-        {"upto": max_row},
-    )
-    return int(result.scalar_one())
-
-
 async def delete_dataset(conn: AsyncConnection, dataset: Dataset) -> None:
     await drop_table(conn, dataset.table_name)
     await conn.execute(delete(DATASET).where(DATASET.c.id == dataset.id))
