@@ -257,6 +257,38 @@ def _needs_quotes(value: str, delimiter: str) -> bool:
     return any(c in value for c in (delimiter, '"', "\r", "\n"))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_quote_bits_name_the_fields_csv_quotes(seed: int) -> None:
+    """Bit i of a row's quote bits is set exactly when ``csv.writer`` quotes its field i for
+    the characters it holds, in record batches of several sizes, with nulls (no quotes), for
+    the first 63 of 66 columns."""
+    rng = random.Random(seed)
+    alphabet = ["a", " ", ",", '"', "\r", "\n", "é", ";", "", "xyz"]
+    width = 66
+    rows = [
+        ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 4))) for _ in range(width)]
+        for _ in range(300)
+    ]
+    table = fast.rows_table(rows, width)
+    with_nulls = table.set_column(5, "c5", pa.array([None] * len(rows), pa.string()))
+    batches = [with_nulls.slice(start, 37) for start in range(0, len(rows), 37)]
+    for delimiter in (",", ";"):
+        expected = [
+            sum(
+                1 << i
+                for i, value in enumerate(row[:63])
+                if i != 5 and _needs_quotes(value, delimiter)
+            )
+            for row in rows
+        ]
+        bits = fast.quote_bits(pa.concat_tables(batches), delimiter=delimiter)
+        assert bits.to_pylist() == expected
+        assert any(b >> 62 for b in expected)  # the last bit is used too
+    assert fast.quote_bits(table, columns=2).to_pylist() == [
+        sum(1 << i for i in range(2) if _needs_quotes(row[i], ",")) for row in rows
+    ]
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_fields_joined_by_the_query_are_written_as_they_are_or_refused(seed: int) -> None:
     """Runs of columns joined into one value, as an export's query joins them: the same

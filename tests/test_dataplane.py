@@ -24,6 +24,7 @@ import pytest
 from collect_api.samples import responses, write_responses_csv
 from collect_api.storage.dataplane.client import DataPlane, WorkerDied, WorkerInterrupted
 from collect_api.storage.dataplane.process import Worker
+from tests.helpers import csv_bytes
 
 COLUMNS = 8
 
@@ -33,6 +34,8 @@ def make_database(path: Path) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         names = ", ".join(f"c{i} TEXT" for i in range(COLUMNS))
         conn.execute(f"CREATE TABLE stage_x (_row INTEGER PRIMARY KEY, {names})")
+        # As the service makes its tables: with each row's quote bits.
+        conn.execute(f"CREATE TABLE stage_q (_row INTEGER PRIMARY KEY, {names}, _q INTEGER)")
         conn.execute(
             "CREATE TABLE job_rejection (id INTEGER PRIMARY KEY, job_id TEXT, line INT, "
             'record INT, "column" TEXT, reason TEXT, raw TEXT)'
@@ -108,6 +111,52 @@ async def test_chunks_commit_with_their_checkpoint_and_read_everything_once(
     with sqlite3.connect(db) as conn:
         rows = [list(r) for r in conn.execute("SELECT * FROM stage_x ORDER BY _row")]
     assert [r[1:] for r in rows] == list(responses(20_000, seed=21))
+
+
+def needs_quotes(value: str | None) -> bool:
+    return value is not None and any(c in value for c in ',"\r\n')
+
+
+def quote_bits(row: list[str | None]) -> int:
+    """Which fields of ``row`` CSV quotes, as the service keeps it: bit i for field i."""
+    return sum(1 << i for i, value in enumerate(row) if needs_quotes(value))
+
+
+async def test_a_staging_table_that_keeps_quote_bits_gets_each_rows_own(
+    plane: DataPlane, tmp_path: Path
+) -> None:
+    """Chunks parsed by pyarrow, by the exact reader (a bare CR in a field), and read while
+    the upload still arrives: each staged row's ``_q`` says which of its fields need
+    quotes, as found from the values themselves."""
+    db = tmp_path / "collect.db"
+    rows = [[str(v) for v in row] for row in responses(6_000, seed=8)]
+    rows[4_500][5] = "a bare\rCR"  # this chunk is the exact reader's
+    upload = tmp_path / "quoted.csv"
+    upload.write_bytes(csv_bytes([f"h{i}" for i in range(COLUMNS)], rows))
+    setup = session_options(upload)
+    setup["options"]["stage_table"] = "stage_q"
+    position = setup["start"]
+    exact = 0
+    async with plane.import_session(**setup["options"]) as feed:
+        while True:
+            if position["records"] < 2_000:
+                staged = await feed.stage_received(
+                    upto=upload.stat().st_size, position=position, max_records=700, **STAGE
+                )
+                assert staged is not None
+            else:
+                staged = await feed.stage(position=position, max_records=1_500, **STAGE)
+            exact += staged["exact"]
+            assert await feed.commit(CHECKPOINT, [str(staged["next"])])
+            position = staged["next"]
+            if staged["at_end"]:
+                break
+    assert exact >= 1
+    with sqlite3.connect(db) as conn:
+        staged_rows = [list(r) for r in conn.execute("SELECT * FROM stage_q ORDER BY _row")]
+    assert [r[1:-1] for r in staged_rows] == rows
+    assert [r[-1] for r in staged_rows] == [quote_bits(row) for row in rows]
+    assert len({r[-1] for r in staged_rows}) > 2  # several columns need quotes, not all at once
 
 
 async def test_a_checkpoint_that_applies_to_no_row_commits_nothing(
@@ -399,14 +448,18 @@ async def test_an_exports_checkpoint_commits_in_its_worker_only_while_its_statem
     assert out.read_bytes() == expected.getvalue().encode("utf-8")
 
 
+@pytest.mark.parametrize("bits", ["none", "kept", "some missing"])
 async def test_an_export_learns_late_which_columns_need_quotes_and_writes_them_exactly(
-    plane: DataPlane, tmp_path: Path
+    plane: DataPlane, tmp_path: Path, bits: str
 ) -> None:
-    """The worker reads runs of columns joined into one value until a value of one of them
-    needs quotes. Here each column first holds such a value at a different row, some late in
-    the table, and some values are NULL; exported whole, projected in another order, and
-    filtered on a column it does not write, in chunks of several sizes: the file is always
-    what ``csv.writer`` writes of those rows, NULL an empty field."""
+    """Without quote bits, the worker reads runs of columns joined into one value until a
+    value of one of them needs quotes; with them, SQLite writes each line whole, quoting the
+    columns whose bits it has seen, until a row's bits name another. Here each column first
+    holds such a value at a different row, some late in the table, and some values are
+    NULL; exported whole, projected in another order, filtered on a column it does not
+    write, and as one column, in chunks of several sizes: the file is always what
+    ``csv.writer`` writes of those rows, NULL an empty field. Rows whose bits are missing
+    (NULL: rows added by a job that began before bits were kept) are written alike."""
     db = tmp_path / "collect.db"
     rng = random.Random(9)
     total = 4_000
@@ -420,10 +473,22 @@ async def test_an_export_learns_late_which_columns_need_quotes_and_writes_them_e
                 row[column] = rng.choice(specials) + str(row[column])
         if rng.random() < 0.1:
             row[rng.randrange(COLUMNS)] = None
+        if rng.random() < 0.02:
+            row[rng.randrange(COLUMNS)] = ""
         rows.append(row)
+    table = "stage_x" if bits == "none" else "stage_q"
     with sqlite3.connect(db) as conn:
         names = ", ".join(f"c{i}" for i in range(COLUMNS))
-        conn.executemany(f"INSERT INTO stage_x ({names}) VALUES ({', '.join('?' * COLUMNS)})", rows)
+        marks = ", ".join("?" * COLUMNS)
+        if bits == "none":
+            conn.executemany(f"INSERT INTO stage_x ({names}) VALUES ({marks})", rows)
+        else:
+            conn.executemany(
+                f"INSERT INTO stage_q ({names}, _q) VALUES ({marks}, ?)",
+                [[*row, quote_bits(row)] for row in rows],
+            )
+        if bits == "some missing":
+            conn.execute("UPDATE stage_q SET _q = NULL WHERE _row BETWEEN 1200 AND 1300")
     out = tmp_path / "out.csv"
     cases = [
         (list(range(COLUMNS)), [], lambda row: True),
@@ -447,7 +512,7 @@ async def test_an_export_learns_late_which_columns_need_quotes_and_writes_them_e
             )
             after, offset = 0, 0
             async with plane.export_session(
-                table="stage_x",
+                table=table,
                 columns=[f"h{i}" for i in range(COLUMNS)],
                 projection=projection,
                 filters=filters,
@@ -461,6 +526,38 @@ async def test_an_export_learns_late_which_columns_need_quotes_and_writes_them_e
                     after, offset = wrote["last_row"], wrote["bytes"]
             assert out.read_bytes() == expected.getvalue().encode("utf-8"), (projection, limit)
             out.unlink()
+
+
+async def test_an_export_of_a_table_with_quote_bits_quotes_the_fields_they_name(
+    plane: DataPlane, tmp_path: Path
+) -> None:
+    """With quote bits, the line is SQLite's: a field is quoted because its row's bit says
+    so, and the values are not searched again. A bit set on a field that needs no quotes
+    (none the service sets) quotes it anyway, still read back as the same value."""
+    db = tmp_path / "collect.db"
+    rows = [[f"r{key}c{i}" for i in range(COLUMNS)] for key in range(1, 101)]
+    rows[9][2] = 'say "hi", bye'
+    with sqlite3.connect(db) as conn:
+        names = ", ".join(f"c{i}" for i in range(COLUMNS))
+        conn.executemany(
+            f"INSERT INTO stage_q ({names}, _q) VALUES ({', '.join('?' * COLUMNS)}, ?)",
+            [[*row, quote_bits(row)] for row in rows],
+        )
+        conn.execute("UPDATE stage_q SET _q = _q | 32 WHERE _row = 50")
+    out = tmp_path / "out.csv"
+    async with plane.export_session(
+        table="stage_q",
+        columns=[f"h{i}" for i in range(COLUMNS)],
+        projection=list(range(COLUMNS)),
+        filters=[],
+        path=str(out),
+        gzipped=False,
+    ) as feed:
+        await feed.chunk(after=0, upto=100, limit=100, fixed=True, offset=0)
+    lines = out.read_bytes().split(b"\r\n")
+    assert lines[9] == b'r10c0,r10c1,"say ""hi"", bye",r10c3,r10c4,r10c5,r10c6,r10c7'
+    assert lines[49] == b'r50c0,r50c1,r50c2,r50c3,r50c4,"r50c5",r50c6,r50c7'
+    assert list(csv.reader(io.StringIO(out.read_text(), newline=""))) == rows
 
 
 async def test_a_worker_refuses_a_request_that_carries_objects_of_the_servers_libraries() -> None:

@@ -269,6 +269,112 @@ async def test_an_export_whose_dataset_becomes_another_table_mid_run_commits_no_
     assert list(settings.exports_dir.iterdir()) == []
 
 
+# Values that CSV quotes (a delimiter, a quote, a line break) and values it does not.
+QUOTED = ["a, b", 'say "hi"', "two\r\nlines", "one\nline", '"', ","]
+PLAIN = ["", "plain", "é 日本", "  spaced  "]
+
+
+def mixed_rows(count: int, width: int, quoted: set[int], seed: int) -> list[list[str]]:
+    """Rows whose fields in the columns ``quoted`` sometimes need quotes; the others never."""
+    rng = random.Random(seed)
+    return [
+        [
+            rng.choice(QUOTED) + f"{key}"
+            if i in quoted and rng.random() < 0.3
+            else rng.choice(PLAIN) + (f"{key}" if rng.random() < 0.8 else "")
+            for i in range(width)
+        ]
+        for key in range(count)
+    ]
+
+
+async def exported(client: httpx.AsyncClient, dataset: str, **body: Any) -> bytes:
+    job = await export(client, dataset=dataset, **body)
+    await wait_for(client, job["id"], {"completed"})
+    return await download(client, job["id"])
+
+
+async def imported(client: httpx.AsyncClient, data: bytes, dataset: str, **fields: str) -> str:
+    job = await start_import(client, data, dataset, **fields)
+    await wait_for(client, job["id"], {"completed"})
+    return str(job["id"])
+
+
+def reordered(rows: list[list[str]], header: list[str], order: list[str]) -> list[list[str]]:
+    """``rows`` (in ``header``'s order) in the column order ``order``."""
+    return [[row[header.index(name)] for name in order] for row in rows]
+
+
+@pytest.mark.settings(chunk_rows=50)
+@pytest.mark.parametrize("width", [4, 64])
+async def test_appending_columns_in_another_order_keeps_every_fields_quoting(
+    client: httpx.AsyncClient, width: int
+) -> None:
+    """A dataset whose first rows need quotes in one column, appended with rows in another
+    column order that need them in two others: the export, whole and projected, is what
+    ``csv.writer`` writes of the rows, each field quoted exactly where it must be. With 64
+    columns (more than quote bits cover) too."""
+    header = [f"col{i}" for i in range(width)]
+    first = mixed_rows(300, width, {1}, seed=1)
+    later = mixed_rows(300, width, {0, width - 1}, seed=2)
+    order = [header[2], header[0], *header[3:], header[1]]
+    await imported(client, csv_bytes(header, first), "mixed")
+    await imported(
+        client, csv_bytes(order, reordered(later, header, order)), "mixed", mode="append"
+    )
+    assert await exported(client, "mixed") == csv_bytes(header, first + later)
+    projection = [header[width - 1], header[1], header[0]]
+    assert await exported(client, "mixed", columns=projection) == csv_bytes(
+        projection, reordered(first + later, header, projection)
+    )
+    single = [header[0]]
+    assert await exported(client, "mixed", columns=single) == csv_bytes(
+        single, reordered(first + later, header, single)
+    )
+
+
+@pytest.mark.settings(chunk_rows=50)
+async def test_a_dataset_table_without_quote_bits_exports_the_same_bytes(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A table made before rows kept their quote bits (here: the column dropped) exports
+    the same file, and takes rows appended to it, bits or none."""
+    header = ["a", "b", "c"]
+    first = mixed_rows(400, 3, {0, 2}, seed=3)
+    await imported(client, csv_bytes(header, first), "old")
+    expected = csv_bytes(header, first)
+    assert await exported(client, "old") == expected
+    [(table,)] = await query(
+        settings.database_url, "SELECT table_name FROM dataset WHERE name = 'old'"
+    )
+    await execute(settings.database_url, f'ALTER TABLE "{table}" DROP COLUMN _q')
+    assert await exported(client, "old") == expected
+    later = mixed_rows(200, 3, {1}, seed=4)
+    await imported(client, csv_bytes(header, later), "old", mode="append")
+    assert await exported(client, "old") == csv_bytes(header, first + later)
+
+
+@pytest.mark.settings(chunk_rows=5)
+async def test_rows_staged_without_quote_bits_append_to_a_table_that_keeps_them(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """An import that began before rows kept their quote bits (here: its staging table's
+    column dropped while it is paused) appends to a dataset whose table keeps them: the
+    export quotes every field of both parts exactly where it must."""
+    header = ["a", "b", "c"]
+    first = mixed_rows(300, 3, {0}, seed=5)
+    await imported(client, csv_bytes(header, first), "both")
+    later = mixed_rows(400, 3, {1, 2}, seed=6)
+    job = await start_import(client, csv_bytes(header, later), "both", mode="append")
+    await wait_progress(client, job["id"], 1)
+    paused = await client.post(f"/jobs/{job['id']}/pause")
+    assert paused.json()["state"] == "paused", paused.text
+    await execute(settings.database_url, f'ALTER TABLE "stage_{job["id"]}" DROP COLUMN _q')
+    await client.post(f"/jobs/{job['id']}/resume")
+    await wait_for(client, job["id"], {"completed"})
+    assert await exported(client, "both") == csv_bytes(header, first + later)
+
+
 async def test_range_download_returns_the_right_bytes(
     client: httpx.AsyncClient, source: Path
 ) -> None:

@@ -214,6 +214,23 @@ def quoted_columns(table: pa.Table, *, delimiter: str = ",") -> list[str]:
     ]
 
 
+def quote_bits(table: pa.Table, *, columns: int = 63, delimiter: str = ",") -> pa.Array:
+    """For each row of ``table``, which of its fields ``encode_csv`` quotes for the
+    characters they hold: bit ``i`` of a signed 64-bit integer for column ``i``, of the
+    first ``columns`` (at most 63). A column's bytes are searched end to end, a character
+    at a time, and the values are found from where the characters are."""
+    specials = _Specials(delimiter)
+    bits = np.zeros(table.num_rows, dtype=np.int64)
+    for index, column in enumerate(table.columns[: min(columns, 63)]):
+        start = 0
+        for chunk in column.chunks:
+            values = _text(chunk)
+            # A value that holds several of the characters is named once for each.
+            bits[start + specials.holding(values)] |= 1 << index
+            start += len(values)
+    return pa.array(bits)
+
+
 class _Specials:
     """Counts the characters that make a field quoted: the delimiter, a quote, CR and LF."""
 
@@ -240,6 +257,14 @@ class _Specials:
         needs = np.zeros(len(values), dtype=bool)
         needs[np.searchsorted(offsets, hits + offsets[0], side="right") - 1] = True
         return pa.array(needs)
+
+    def holding(self, values: pa.Array) -> np.ndarray:
+        """The index of each value that holds one of the characters, once for each it
+        holds."""
+        data = _data(values)
+        hits = np.concatenate([np.flatnonzero(data == code) for code in self.codes])
+        offsets = _offsets(values)
+        return np.searchsorted(offsets, hits + offsets[0], side="right") - 1
 
 
 def _encode_batch(
@@ -274,6 +299,17 @@ def _encode_batch(
     )
     first, last = _bounds(lines)
     return lines.buffers()[2].slice(first, last - first)
+
+
+def text_pieces(column: pa.ChunkedArray) -> list[pa.Buffer]:
+    """The bytes of a string column's values end to end, one buffer a chunk (no copy):
+    lines a query built whole, ready to write."""
+    pieces = []
+    for chunk in column.chunks:
+        first, last = _bounds(chunk)
+        if last > first:
+            pieces.append(chunk.buffers()[2].slice(first, last - first))
+    return pieces
 
 
 def _text(column: pa.Array) -> pa.Array:

@@ -5,6 +5,11 @@ version, with one ``TEXT`` column ``c<i>`` per CSV column and ``_row`` as the ro
 source order. The CSV header is kept as written in ``dataset.columns``: user-chosen names
 never reach SQL as identifiers, so any header text is safe. Table names are built only from
 job ids, which Collect generates.
+
+A table of at most ``QUOTED_COLUMNS_MAX`` columns also has ``_q``: for each row, which of
+its fields CSV must quote (bit ``i`` for ``c<i>``), found as the row is imported
+(``csvio.fast.quote_bits``), so that an export can have the database write each line whole.
+A table made before ``_q`` existed, or whose rows came in without it, is exported as before.
 """
 
 import re
@@ -28,6 +33,7 @@ from sqlmodel import Field, SQLModel
 
 from collect_api.errors import DatasetNotFound
 from collect_api.ids import utcnow
+from collect_api.storage.dataplane.base import QUOTED_COLUMNS_MAX, QUOTES
 
 
 class Dataset(SQLModel, table=True):
@@ -86,10 +92,34 @@ _ROW_KEY = {
 }
 
 
+# The row's quote bits (the module docstring says what they are), as a 64-bit integer.
+_QUOTES_TYPE = {"sqlite": "INTEGER", "postgresql": "BIGINT"}
+
+
 async def create_table(conn: AsyncConnection, table: str, column_count: int) -> None:
     columns = "".join(f", {c} TEXT" for c in _cols(column_count))
+    if column_count <= QUOTED_COLUMNS_MAX:
+        columns += f", {QUOTES} {_QUOTES_TYPE[conn.dialect.name]}"
     key = _ROW_KEY[conn.dialect.name]
     await conn.execute(text(f'CREATE TABLE IF NOT EXISTS "{_checked(table)}" ({key}{columns})'))
+
+
+async def has_quotes(conn: AsyncConnection, table: str) -> bool:
+    """Whether ``table`` keeps its rows' quote bits."""
+    names = await conn.run_sync(
+        lambda sync: {c["name"] for c in inspect(sync).get_columns(_checked(table))}
+    )
+    return QUOTES in names
+
+
+def _moved_quotes(position: list[int]) -> str:
+    """The quote bits of a staged row in the dataset's column order: the bit of staged
+    column ``position[i]`` becomes bit ``i``."""
+    if position == list(range(len(position))):
+        return QUOTES
+    return " | ".join(
+        f"((({QUOTES} >> {source}) & 1) << {target})" for target, source in enumerate(position)
+    )
 
 
 async def drop_table(conn: AsyncConnection, table: str) -> None:
@@ -199,8 +229,15 @@ async def publish_import(
                 "nothing was appended"
             )
         position = {column: i for i, column in enumerate(columns)}
-        source = ", ".join(f"c{position[c]}" for c in existing.columns)
+        order = [position[c] for c in existing.columns]
+        source = ", ".join(f"c{i}" for i in order)
         target = ", ".join(_cols(len(existing.columns)))
+        if await has_quotes(conn, existing.table_name):
+            # Rows staged without quote bits (by a job that began before they were kept)
+            # have none: their export quotes them as it finds them.
+            moved = _moved_quotes(order) if await has_quotes(conn, stage) else "NULL"
+            source += f", {moved}"
+            target += f", {QUOTES}"
         await conn.execute(
             text(
                 f'INSERT INTO "{_checked(existing.table_name)}" ({target}) '

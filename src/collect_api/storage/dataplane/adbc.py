@@ -30,6 +30,9 @@ class AdbcStore:
         self._cursor.execute(sql, params)
         return self._cursor.fetch_arrow_table()
 
+    def column_names(self, table_name: str) -> list[str]:
+        return list(self._conn.adbc_get_table_schema(table_name).names)
+
     def commit(self) -> None:
         self._cursor.execute("COMMIT")
         self.in_transaction = False

@@ -1,4 +1,9 @@
-"""What both sides of the data plane share: the interrupt, and how big a chunk is."""
+"""What both sides of the data plane share: the interrupt, how big a chunk is, and the
+column of a dataset table that keeps its rows' quote bits (``storage.datasets``)."""
+
+QUOTES = "_q"
+# The columns the quote bits cover: bits 0-62 of a signed 64-bit integer.
+QUOTED_COLUMNS_MAX = 63
 
 
 class Interrupted(Exception):

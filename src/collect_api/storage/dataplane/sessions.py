@@ -21,16 +21,22 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 
 from collect_api.csvio import CsvProblem, Encoding
 from collect_api.csvio.chunks import ChunkRead, ChunkSource, Position, check_rejections
-from collect_api.csvio.fast import encode_csv, quoted_columns
-from collect_api.storage.dataplane.base import ChunkBudget, Interrupted
+from collect_api.csvio.fast import encode_csv, quote_bits, quoted_columns, text_pieces
+from collect_api.storage.dataplane.base import (
+    QUOTED_COLUMNS_MAX,
+    QUOTES,
+    ChunkBudget,
+    Interrupted,
+)
 from collect_api.storage.dataplane.masks import arrow_mask
 from collect_api.storage.dataplane.postgres import PostgresStore
 from collect_api.storage.dataplane.sqlite import SqliteStore
@@ -159,6 +165,8 @@ class ImportSession:
             size=Path(upload).stat().st_size,
         )
         self.stage_table = stage_table
+        # Whether the staging table keeps each row's quote bits (``storage.datasets``).
+        self.quote_bits = QUOTES in self.store.column_names(stage_table)
         self.rejection_table = rejection_table
         self.job_id = job_id
         # A run's first chunk is small, so that it commits soon after a start or a resume.
@@ -185,7 +193,16 @@ class ImportSession:
             raise
 
     def _source_read(self, at: Position, max_records: int) -> ChunkRead:
-        return self.source.read(at, budget=self.budget.size, max_records=max_records)
+        return self._with_bits(
+            self.source.read(at, budget=self.budget.size, max_records=max_records)
+        )
+
+    def _with_bits(self, chunk: ChunkRead) -> ChunkRead:
+        """``chunk`` with its rows' quote bits, where the staging table keeps them."""
+        if not self.quote_bits:
+            return chunk
+        bits = quote_bits(chunk.table, columns=QUOTED_COLUMNS_MAX)
+        return replace(chunk, table=chunk.table.append_column(QUOTES, bits))
 
     def stage(
         self,
@@ -210,7 +227,7 @@ class ImportSession:
             )
             if received is None:
                 return None
-            chunk = received
+            chunk = self._with_bits(received)
         total = rejected + len(chunk.rejected)
         check_rejections(
             chunk.rejected,
@@ -327,6 +344,10 @@ class ExportSession:
             raise
         # The range prepared ahead, as (after, end), and its halves to come.
         self._ahead: tuple[tuple[int, int], list[Future[_Half]]] | None = None
+        # Whether the database writes each line whole, by the rows' quote bits.
+        self._lines = QUOTES in self._readers[0][0].column_names(table) and all(
+            index < QUOTED_COLUMNS_MAX for index in projection
+        )
         _keep_freed_pages(EXPORT_DECAY_MS)
 
     def _fields(self, quoted: frozenset[int]) -> list[list[int]]:
@@ -341,7 +362,68 @@ class ExportSession:
         return fields
 
     def _prepare(self, store: Store, after: int, end: int) -> _Half:
-        """The keys ``(after, end]``: read, filtered, projected and encoded.
+        """The keys ``(after, end]``: read, filtered, projected and encoded."""
+        if self._lines:
+            half = self._whole_lines(store, after, end)
+            if half is not None:
+                return half
+        return self._joined(store, after, end)
+
+    def _line_sql(self, quoted: frozenset[int]) -> str:
+        """A query's value for a row's line, CRLF ended, as ``encode_csv`` writes it; NULL
+        where a field needs quotes that the line does not give it (the row's quote bits
+        hold a column outside ``quoted``), or where the row has no quote bits.
+
+        A column in ``quoted`` is quoted where its bit says; the others are written as
+        they are. The one field of a one-column line is quoted when it is empty."""
+        alone = len(self.projection) == 1
+        fields = []
+        for index in self.projection:
+            column = f"coalesce(c{index}, '')"
+            if index in quoted or alone:
+                escaped = f"'\"' || replace(c{index}, '\"', '\"\"') || '\"'"
+                empty = f" WHEN {column} = '' THEN '\"\"'" if alone else ""
+                column = (
+                    f"CASE WHEN ({QUOTES} & {1 << index}) <> 0 THEN {escaped}{empty} "
+                    f"ELSE {column} END"
+                )
+            fields.append(column)
+        unknown = sum(1 << index for index in self.projection if index not in quoted and not alone)
+        missed = f"{QUOTES} IS NULL" + (f" OR ({QUOTES} & {unknown}) <> 0" if unknown else "")
+        return f"CASE WHEN {missed} THEN NULL ELSE {JOIN_SQL.join(fields)} || '\r\n' END"
+
+    def _whole_lines(self, store: Store, after: int, end: int) -> _Half | None:
+        """The keys ``(after, end]`` as lines the database wrote whole (``_line_sql``):
+        one value a row, and nothing left to encode. Where a row needs quotes in a column
+        not yet quoted, the range's quote bits say which columns do, and those are quoted
+        from then on; None if a row of the range has no quote bits."""
+        where = f'FROM "{self.table}" WHERE _row > {int(after)} AND _row <= {int(end)}'
+        lines = self._lines_read(store, where)
+        if lines.null_count:
+            bits = store.query(f"SELECT {QUOTES} {where}", ()).column(0)
+            if bits.null_count:
+                return None
+            found = int(np.bitwise_or.reduce(bits.to_numpy(), initial=0))
+            with self._learning:
+                self._quoted |= {i for i in self.projection if found >> i & 1}
+            lines = self._lines_read(store, where)
+            assert not lines.null_count  # every column a bit of the range names is quoted
+        return _Half(len(lines), text_pieces(lines))
+
+    def _lines_read(self, store: Store, where: str) -> pa.ChunkedArray:
+        """The filtered rows of ``where`` as lines (``_line_sql``), by the columns now
+        known to need quotes."""
+        chosen = [*(f"c{i}" for i in self.filtered), f"{self._line_sql(self._quoted)} AS line"]
+        scanned = self._as_text(
+            store.query(f"SELECT {', '.join(chosen)} {where} ORDER BY _row", ())
+        )
+        if self.filters:
+            scanned = scanned.filter(arrow_mask(scanned, self.filters, self.columns))
+        return scanned.column("line")
+
+    def _joined(self, store: Store, after: int, end: int) -> _Half:
+        """The keys ``(after, end]``: read, filtered, projected and encoded, each run of
+        columns that need no quotes as one value.
 
         SQLite (or PostgreSQL) joins the fields of a run of columns that need no quotes, so
         that the driver hands over one value a run, not one a field. The encoder checks that
