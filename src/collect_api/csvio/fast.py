@@ -214,7 +214,7 @@ def quoted_columns(table: pa.Table, *, delimiter: str = ",") -> list[str]:
     ]
 
 
-def quote_bits(table: pa.Table, *, columns: int = 63, delimiter: str = ",") -> pa.Array:
+def quote_bits(table: pa.Table, *, columns: int, delimiter: str = ",") -> pa.Array:
     """For each row of ``table``, which of its fields ``encode_csv`` quotes for the
     characters they hold: bit ``i`` of a signed 64-bit integer for column ``i``, of the
     first ``columns`` (at most 63). A column's bytes are searched end to end, a character

@@ -166,7 +166,7 @@ class ImportSession:
         )
         self.stage_table = stage_table
         # Whether the staging table keeps each row's quote bits (``storage.datasets``).
-        self.quote_bits = QUOTES in self.store.column_names(stage_table)
+        self.keeps_bits = QUOTES in self.store.column_names(stage_table)
         self.rejection_table = rejection_table
         self.job_id = job_id
         # A run's first chunk is small, so that it commits soon after a start or a resume.
@@ -199,7 +199,7 @@ class ImportSession:
 
     def _with_bits(self, chunk: ChunkRead) -> ChunkRead:
         """``chunk`` with its rows' quote bits, where the staging table keeps them."""
-        if not self.quote_bits:
+        if not self.keeps_bits:
             return chunk
         bits = quote_bits(chunk.table, columns=QUOTED_COLUMNS_MAX)
         return replace(chunk, table=chunk.table.append_column(QUOTES, bits))
@@ -295,6 +295,10 @@ class ExportSession:
     snapshot (keys up to ``upto``) do not change while it is read (see ``kinds.exports``),
     so reads on two connections, and across chunks, see the same rows.
 
+    Where the table keeps its rows' quote bits, the database writes each line whole
+    (``_whole_lines``); elsewhere it joins the runs of fields that need no quotes into one
+    value, and the worker encodes the rest (``_joined``).
+
     A chunk is the keys ``(after, after + span]``: ``limit`` keys if ``fixed`` (a gzip
     member), else about a quarter second's worth, at most ``limit``. Keys are dense in a
     dataset table; where a range has gaps, its chunk holds fewer rows.
@@ -345,9 +349,7 @@ class ExportSession:
         # The range prepared ahead, as (after, end), and its halves to come.
         self._ahead: tuple[tuple[int, int], list[Future[_Half]]] | None = None
         # Whether the database writes each line whole, by the rows' quote bits.
-        self._lines = QUOTES in self._readers[0][0].column_names(table) and all(
-            index < QUOTED_COLUMNS_MAX for index in projection
-        )
+        self._lines = QUOTES in self._readers[0][0].column_names(table)
         _keep_freed_pages(EXPORT_DECAY_MS)
 
     def _fields(self, quoted: frozenset[int]) -> list[list[int]]:
