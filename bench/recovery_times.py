@@ -14,11 +14,14 @@ once the old process has exited, so it is the last *committed* value).
   process is spawned -- and, separately, from when ``/healthz`` first answers -- until the
   new chunk. The job's history (``GET /jobs/{id}/history``) gives, on the server's clock,
   when the new server claimed it (``queued -> running``).
-* **Takeover** (two servers A and B on one database, *different* node names, so B cannot
-  see A's pid and must wait for A's lease to expire), for each ``COLLECT_LEASE_S`` in
-  ``--leases``: the import is started through A while B is not running (so A claims it),
-  then B is started and becomes healthy, then A is killed with ``SIGKILL`` once the import
-  has committed ``--stop-after`` records. The clock runs from the kill until B's new chunk.
+* **Takeover** (two servers A and B on one database, *different* node names, so neither
+  can see the other's pid and must wait for its lease to expire), for each
+  ``COLLECT_LEASE_S`` in ``--leases``: both servers are started and become healthy, the
+  import is started through A, and the server that claimed it (the job's ``owner`` in the
+  database; A, as a rule) is killed with ``SIGKILL`` once the import has committed
+  ``--stop-after`` records. The clock runs from the kill until the other's new chunk.
+  (Starting B only once A had claimed the job raced the import itself: here a 1M import
+  sometimes ended while B was starting.)
   A running job renews its lease at every committed chunk (and every lease/3), so at the
   kill about a whole lease is left; B looks for expired claims every
   ``COLLECT_POLL_INTERVAL_S`` (default 0.1 s). Expected: about lease + poll interval, plus
@@ -153,6 +156,15 @@ def committed(db_path: Path, job_id: str) -> tuple[int, str, float | None]:
     return int(row[0] or 0), str(row[1]), row[2]
 
 
+def job_owner(db_path: Path, job_id: str) -> str:
+    """The claim on the job: ``node/pid/nonce`` of the server that runs it."""
+    with closing(sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)) as db:
+        row = db.execute("SELECT owner FROM job WHERE id = ?", (job_id,)).fetchone()
+    if row is None or row[0] is None:
+        raise RuntimeError(f"job {job_id} has no owner")
+    return str(row[0])
+
+
 def transition_at(server: bl.Server, job_id: str, src: str, dst: str, after: float) -> float | None:
     """When (server clock, epoch seconds) the job first moved ``src -> dst`` after ``after``."""
     items = server.client.get(f"/jobs/{job_id}/history").raise_for_status().json()["items"]
@@ -229,27 +241,28 @@ def takeover_trial(
     a = spawn(data_dir, run_dir / "server-a.log", {**lease, "COLLECT_NODE_NAME": "node-a"}, "A")
     b: bl.Server | None = None
     try:
+        b = spawn(data_dir, run_dir / "server-b.log", {**lease, "COLLECT_NODE_NAME": "node-b"}, "B")
         a.wait_healthy(poll_s=FAST_POLL_S)
+        b.wait_healthy(poll_s=FAST_POLL_S)
         job, _, _ = bl.upload(a.client, csv_path)
         job_id = job["id"]
-        wait_done(a, job_id, 0, timeout_s=PROGRESS_TIMEOUT_S)  # A has claimed it
-        b = spawn(data_dir, run_dir / "server-b.log", {**lease, "COLLECT_NODE_NAME": "node-b"}, "B")
-        b.wait_healthy(poll_s=FAST_POLL_S)
         wait_done(a, job_id, stop_after - 1, timeout_s=PROGRESS_TIMEOUT_S)
+        owner = job_owner(data_dir / "collect.db", job_id)
+        dying, taking = (b, a) if owner.startswith("node-b/") else (a, b)
         if bl.get_job(a.client, job_id)["state"] != "running":
             raise RuntimeError(
-                f"job {job_id} is not running before the kill (the import finished before B "
-                "was up?); use a bigger --rows or a smaller --stop-after"
+                f"job {job_id} is not running before the kill (the import finished?); use a "
+                "bigger --rows or a smaller --stop-after"
             )
         t_kill = time.time()
-        a.stop(signal.SIGKILL)
-        close(a, problems)
+        dying.stop(signal.SIGKILL)
+        close(dying, problems)
         at_kill, state, lease_expires_at = committed(data_dir / "collect.db", job_id)
         if state != "running":
-            raise RuntimeError(f"job {job_id} is {state} after A was killed; expected running")
-        t_progress = wait_done(b, job_id, at_kill, timeout_s=lease_s * 3 + PROGRESS_TIMEOUT_S)
-        t_requeue = transition_at(b, job_id, "running", "queued", t_kill)
-        t_claim = transition_at(b, job_id, "queued", "running", t_kill)
+            raise RuntimeError(f"job {job_id} is {state} after its server was killed")
+        t_progress = wait_done(taking, job_id, at_kill, timeout_s=lease_s * 3 + PROGRESS_TIMEOUT_S)
+        t_requeue = transition_at(taking, job_id, "running", "queued", t_kill)
+        t_claim = transition_at(taking, job_id, "queued", "running", t_kill)
     finally:
         close(a, problems)
         if b is not None:
@@ -425,10 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts += [
             "### Takeover after a dead owner (different node names)",
             "",
-            "Servers A (`COLLECT_NODE_NAME=node-a`) and B (`node-b`) share one database. The "
-            "import is started through A while B is down (A claims it); then B is started "
-            f"and healthy, and A is killed with `SIGKILL` once {args.stop_after:,} records "
-            "are committed. B cannot check A's pid, so it waits for A's lease to expire. "
+            "Servers A (`COLLECT_NODE_NAME=node-a`) and B (`node-b`) share one database. Both "
+            "are started and healthy, the import is started through A, and the server that "
+            f"claimed it (A, as a rule) is killed with `SIGKILL` once {args.stop_after:,} "
+            "records are committed. The other cannot check the dead server's pid, so it "
+            "waits for its lease to expire. "
             "*Lease left at kill*: the job's `lease_expires_at` minus the kill time (a "
             "running job renews it at every committed chunk). *Re-queued* / *claimed*: the "
             "`running → queued` and `queued → running` transitions in the history (server "

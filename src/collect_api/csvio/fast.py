@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 QUOTE = ord('"')
 LF = ord("\n")
 CR = ord("\r")
+SPACE = ord(" ")
 
 
 def _quotes_before(data: bytes, end: int, known: tuple[int, int] | None = None) -> int:
@@ -240,6 +241,13 @@ class _Specials:
             raise ValueError(f"the delimiter must be one ASCII character, not {delimiter!r}")
         self.delimiter = delimiter
         self.codes = (code[0], QUOTE, CR, LF)
+        # ``holding`` looks again at every byte below ``_below`` but a space: with a comma
+        # or a tab for the delimiter, the four characters are all below it, and most bytes
+        # of text (letters, digits, spaces) are not looked at twice. None: a character a pass.
+        self._lookup = np.zeros(256, dtype=bool)
+        self._lookup[list(self.codes)] = True
+        usable = max(self.codes) < ord("0") and SPACE not in self.codes
+        self._below = max(self.codes) + 1 if usable else None
 
     def count(self, values: pa.Array) -> int:
         """How many of the four characters ``values`` hold, all told (a count a character
@@ -262,7 +270,13 @@ class _Specials:
         """The index of each value that holds one of the characters, once for each it
         holds."""
         data = _data(values)
-        hits = np.concatenate([np.flatnonzero(data == code) for code in self.codes])
+        if self._below is None:
+            hits = np.concatenate([np.flatnonzero(data == code) for code in self.codes])
+        else:
+            low = data < self._below
+            low &= data != SPACE
+            near = np.flatnonzero(low)
+            hits = near[self._lookup[data[near]]]
         offsets = _offsets(values)
         return np.searchsorted(offsets, hits + offsets[0], side="right") - 1
 
