@@ -90,6 +90,24 @@ def session_options(upload: Path) -> dict[str, Any]:
 STAGE = {"on_error": "abort", "max_errors": 0, "rejected": 0}
 
 
+def export_options(
+    table: str,
+    out: Path,
+    *,
+    projection: list[int] | None = None,
+    filters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An export session of ``table`` to ``out``: every column unless ``projection``."""
+    return {
+        "table": table,
+        "columns": [f"h{i}" for i in range(COLUMNS)],
+        "projection": list(range(COLUMNS)) if projection is None else projection,
+        "filters": filters or [],
+        "path": str(out),
+        "gzipped": False,
+    }
+
+
 async def test_chunks_commit_with_their_checkpoint_and_read_everything_once(
     plane: DataPlane, upload: Path, tmp_path: Path
 ) -> None:
@@ -384,14 +402,7 @@ async def test_an_export_read_ahead_in_chunks_of_any_size_writes_every_row_once(
     csv.writer(expected, lineterminator="\r\n").writerows(kept)
     rng = random.Random(5)
     out = tmp_path / "out.csv"
-    options = {
-        "table": "stage_x",
-        "columns": [f"h{i}" for i in range(COLUMNS)],
-        "projection": list(range(COLUMNS)),
-        "filters": [],
-        "path": str(out),
-        "gzipped": False,
-    }
+    options = export_options("stage_x", out)
     for fixed in (True, False):
         after, offset = 0, 0
         while after < len(rows):
@@ -423,14 +434,7 @@ async def test_an_exports_checkpoint_commits_in_its_worker_only_while_its_statem
         names = ", ".join(f"c{i}" for i in range(COLUMNS))
         conn.executemany(f"INSERT INTO stage_x ({names}) VALUES ({', '.join('?' * COLUMNS)})", rows)
     out = tmp_path / "out.csv"
-    async with plane.export_session(
-        table="stage_x",
-        columns=[f"h{i}" for i in range(COLUMNS)],
-        projection=list(range(COLUMNS)),
-        filters=[],
-        path=str(out),
-        gzipped=False,
-    ) as feed:
+    async with plane.export_session(**export_options("stage_x", out)) as feed:
         first = await feed.chunk(after=0, upto=500, limit=200, fixed=True, offset=0)
         assert await feed.commit(CHECKPOINT, [str(first["last_row"])])
         assert count(db, "SELECT checkpoint FROM job") == "200"
@@ -511,14 +515,8 @@ async def test_an_export_learns_late_which_columns_need_quotes_and_writes_them_e
                 ]
             )
             after, offset = 0, 0
-            async with plane.export_session(
-                table=table,
-                columns=[f"h{i}" for i in range(COLUMNS)],
-                projection=projection,
-                filters=filters,
-                path=str(out),
-                gzipped=False,
-            ) as feed:
+            options = export_options(table, out, projection=projection, filters=filters)
+            async with plane.export_session(**options) as feed:
                 while after < total:
                     wrote = await feed.chunk(
                         after=after, upto=total, limit=limit, fixed=True, offset=offset
@@ -545,14 +543,7 @@ async def test_an_export_of_a_table_with_quote_bits_quotes_the_fields_they_name(
         )
         conn.execute("UPDATE stage_q SET _q = _q | 32 WHERE _row = 50")
     out = tmp_path / "out.csv"
-    async with plane.export_session(
-        table="stage_q",
-        columns=[f"h{i}" for i in range(COLUMNS)],
-        projection=list(range(COLUMNS)),
-        filters=[],
-        path=str(out),
-        gzipped=False,
-    ) as feed:
+    async with plane.export_session(**export_options("stage_q", out)) as feed:
         await feed.chunk(after=0, upto=100, limit=100, fixed=True, offset=0)
     lines = out.read_bytes().split(b"\r\n")
     assert lines[9] == b'r10c0,r10c1,"say ""hi"", bye",r10c3,r10c4,r10c5,r10c6,r10c7'

@@ -257,13 +257,8 @@ class _Specials:
 
     def mask(self, values: pa.Array) -> pa.Array:
         """Which values hold one of the characters."""
-        data = _data(values)
-        hits = np.flatnonzero(
-            (data == self.codes[0]) | (data == QUOTE) | (data == CR) | (data == LF)
-        )
-        offsets = _offsets(values)
         needs = np.zeros(len(values), dtype=bool)
-        needs[np.searchsorted(offsets, hits + offsets[0], side="right") - 1] = True
+        needs[self.holding(values)] = True
         return pa.array(needs)
 
     def holding(self, values: pa.Array) -> np.ndarray:
